@@ -1,0 +1,162 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  headers as natsHeaders,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from 'nats';
+import { CLOUDEVENTS_CONTENT_TYPE, cloudEventSchema, type CloudEvent } from './envelope';
+import { schemaFor } from './subjects';
+import type { StreamName } from './streams';
+
+export interface MinimalLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** Publishes one CloudEvent with Nats-Msg-Id = event id, so the server drops a re-publish. */
+export async function publishEvent(js: JetStreamClient, subject: string, event: CloudEvent): Promise<void> {
+  const h = natsHeaders();
+  h.set('content-type', CLOUDEVENTS_CONTENT_TYPE);
+  await js.publish(subject, JSON.stringify(event), { msgID: event.id, headers: h });
+}
+
+export interface ConsumerOptions {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  stream: StreamName;
+  durable: string;
+  filterSubjects: string[];
+  /** Runs once per valid event; throwing naks with backoff. Must be idempotent (redelivery happens). */
+  handle: (event: CloudEvent<any>, subject: string) => Promise<void>;
+  logger: MinimalLogger;
+  /** Only events published after the consumer first appears (default); 'all' replays the stream. */
+  deliver?: 'new' | 'all';
+  maxInFlight?: number;
+}
+
+export interface RunningConsumer {
+  stop(): Promise<void>;
+  stats: { handled: number; invalid: number; failed: number };
+}
+
+const BACKOFF_MS = [200, 1000, 5000, 15000, 60000];
+
+/**
+ * A durable, explicit-ack consumer. Payloads that do not validate are logged, counted and acked
+ * (parked) so that garbage never loops; handler errors nak with a growing delay.
+ */
+export async function startConsumer(options: ConsumerOptions): Promise<RunningConsumer> {
+  const { js, jsm, stream, durable, logger } = options;
+  // Servers before 2.10 (Debian 12 ships 2.9) take one filter subject per consumer; with several we
+  // read the whole stream and skip what is not ours.
+  const single = options.filterSubjects.length === 1 ? options.filterSubjects[0] : undefined;
+  const wanted = options.filterSubjects.map(subjectMatcher);
+  const isWanted = (subject: string) => single !== undefined || wanted.some((m) => m(subject));
+  const config = {
+    durable_name: durable,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: options.deliver === 'all' ? DeliverPolicy.All : DeliverPolicy.New,
+    ...(single ? { filter_subject: single } : {}),
+    ack_wait: 30 * 1e9,
+    max_ack_pending: 10_000,
+  };
+  try {
+    await jsm.consumers.info(stream, durable);
+  } catch {
+    await jsm.consumers.add(stream, config).catch(async (err) => {
+      await jsm.consumers.info(stream, durable).catch(() => {
+        throw err;
+      });
+    });
+  }
+  const consumer = await js.consumers.get(stream, durable);
+  const stats = { handled: 0, invalid: 0, failed: 0 };
+  const maxInFlight = options.maxInFlight ?? 64;
+  let messages: ConsumerMessages | undefined;
+  let stopped = false;
+  const inFlight = new Set<Promise<void>>();
+
+  const process = async (m: JsMsg) => {
+    if (!isWanted(m.subject)) {
+      m.ack();
+      return;
+    }
+    let event: CloudEvent<any>;
+    try {
+      const raw = JSON.parse(m.string());
+      const envelope = cloudEventSchema.parse(raw);
+      const schema = schemaFor(m.subject);
+      const data = schema ? schema.parse(envelope.data) : envelope.data;
+      event = { ...(envelope as CloudEvent), data };
+    } catch (err) {
+      stats.invalid++;
+      logger.warn({ subject: m.subject, seq: m.seq, durable, err: summarize(err) }, 'parked an event that does not validate');
+      m.ack();
+      return;
+    }
+    try {
+      await options.handle(event, m.subject);
+      stats.handled++;
+      m.ack();
+    } catch (err) {
+      stats.failed++;
+      const delay = BACKOFF_MS[Math.min(m.info.redeliveryCount - 1, BACKOFF_MS.length - 1)] ?? 1000;
+      logger.error({ subject: m.subject, eventId: event.id, durable, err: summarize(err), retryInMs: delay }, 'event handler failed; will retry');
+      m.nak(delay);
+    }
+  };
+
+  const loop = async () => {
+    while (!stopped) {
+      try {
+        messages = await consumer.consume({ max_messages: maxInFlight * 2 });
+        for await (const m of messages) {
+          const p = process(m).finally(() => inFlight.delete(p));
+          inFlight.add(p);
+          if (inFlight.size >= maxInFlight) await Promise.race(inFlight);
+        }
+      } catch (err) {
+        if (stopped) break;
+        logger.warn({ durable, err: summarize(err) }, 'consumer interrupted; resuming');
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  };
+  const done = loop();
+
+  return {
+    stats,
+    async stop() {
+      stopped = true;
+      await messages?.close();
+      await Promise.allSettled([...inFlight]);
+      await Promise.race([done, new Promise((r) => setTimeout(r, 1000))]);
+    },
+  };
+}
+
+function summarize(err: unknown): string {
+  if (err && typeof err === 'object' && 'issues' in err) {
+    return JSON.stringify((err as { issues: unknown }).issues).slice(0, 500);
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** NATS subject wildcard matching: '*' one token, '>' the rest. */
+export function subjectMatcher(pattern: string): (subject: string) => boolean {
+  const p = pattern.split('.');
+  return (subject) => {
+    const s = subject.split('.');
+    for (let i = 0; i < p.length; i++) {
+      if (p[i] === '>') return s.length > i;
+      if (i >= s.length) return false;
+      if (p[i] !== '*' && p[i] !== s[i]) return false;
+    }
+    return s.length === p.length;
+  };
+}

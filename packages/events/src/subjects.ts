@@ -1,0 +1,139 @@
+import { z } from 'zod';
+
+/**
+ * Every NATS subject Textloop publishes or consumes, with its payload schema.
+ * These are public API (contract/events.md): add fields freely, never rename or change meaning.
+ */
+
+const e164 = z.string().regex(/^\+[1-9]\d{6,14}$/, 'must be E.164, e.g. +14155550100');
+const json = z.record(z.string(), z.unknown());
+const correlation = json.optional().nullable();
+
+export const messageCategory = z.enum(['TRANSACTIONAL', 'MARKETING', 'OTP', 'SURVEY', 'SUPPORT']);
+export const messageStatus = z.enum([
+  'SCHEDULED', 'QUEUED', 'SENDING', 'SENT', 'DELIVERED', 'UNDELIVERED', 'FAILED', 'EXPIRED', 'SUPPRESSED', 'CANCELED', 'RECEIVED',
+]);
+
+export const contactSnapshot = z.object({
+  contactId: z.string(),
+  externalId: z.string().nullish(),
+  phone: e164,
+  country: z.string().nullish(),
+  timezone: z.string(),
+  locale: z.string().nullish(),
+  firstName: z.string().nullish(),
+  lastName: z.string().nullish(),
+  email: z.string().nullish(),
+  attributes: json,
+  tags: z.array(z.string()),
+  subscribed: z.boolean(),
+  phoneVerified: z.boolean().optional(),
+});
+
+const consentChange = z.object({ contactId: z.string(), phone: e164, reason: z.string() });
+
+export const messageStatusEvent = z.object({
+  messageId: z.string(),
+  contactId: z.string().nullish(),
+  to: z.string(),
+  from: z.string(),
+  category: messageCategory,
+  status: messageStatus,
+  segments: z.number().int().nonnegative(),
+  price: z.object({ amount: z.string(), currency: z.string() }).nullish(),
+  provider: z.string().nullish(),
+  providerMessageId: z.string().nullish(),
+  errorCode: z.string().nullish(),
+  correlation,
+});
+
+export const applicationEvent = z.object({
+  eventId: z.string(),
+  contactId: z.string(),
+  name: z.string(),
+  properties: json,
+  occurredAt: z.string(),
+});
+
+export const subjects = {
+  'contacts.contact.created': contactSnapshot,
+  'contacts.contact.updated': contactSnapshot,
+  'contacts.contact.deleted': z.object({ contactId: z.string() }),
+  'contacts.contact.unsubscribed': consentChange.extend({ reason: z.enum(['STOP_KEYWORD', 'API']).or(z.string()) }),
+  'contacts.contact.resubscribed': consentChange,
+  'contacts.contact.verified': z.object({ contactId: z.string(), phone: e164 }),
+  'contacts.contact.dormant': z.object({ contactId: z.string(), days: z.number().int(), lastActiveAt: z.string().nullish() }),
+
+  'messaging.message.queued': messageStatusEvent,
+  'messaging.message.sent': messageStatusEvent,
+  'messaging.message.delivered': messageStatusEvent,
+  'messaging.message.undelivered': messageStatusEvent,
+  'messaging.message.failed': messageStatusEvent,
+  'messaging.message.expired': messageStatusEvent,
+  'messaging.message.suppressed': messageStatusEvent,
+  'messaging.message.canceled': messageStatusEvent,
+  'messaging.message.received': z.object({
+    messageId: z.string(),
+    contactId: z.string().nullish(),
+    from: z.string(),
+    to: z.string(),
+    body: z.string(),
+    conversationId: z.string().nullish(),
+    inReplyTo: z.object({ messageId: z.string(), category: messageCategory, correlation }).nullish(),
+  }),
+  'messaging.verification.approved': z.object({ verificationId: z.string(), contactId: z.string().nullish(), to: z.string() }),
+  'messaging.verification.failed': z.object({ verificationId: z.string(), contactId: z.string().nullish(), to: z.string() }),
+  'messaging.conversation.opened': z.object({ conversationId: z.string(), contactId: z.string(), assignee: z.string().nullish() }),
+  'messaging.conversation.resolved': z.object({ conversationId: z.string(), contactId: z.string(), assignee: z.string().nullish() }),
+  'messaging.cmd.send': z.object({
+    requestId: z.string().min(1),
+    contactId: z.string().nullish(),
+    to: z.string().nullish(),
+    body: z.string().nullish(),
+    template: z.string().nullish(),
+    variables: json.nullish(),
+    category: messageCategory.default('TRANSACTIONAL'),
+    correlation,
+  }),
+  'messaging.cmd.verify': z.object({
+    requestId: z.string().min(1),
+    contactId: z.string().nullish(),
+    to: z.string().nullish(),
+    template: z.string().nullish(),
+  }),
+
+  'scheduling.run.started': z.object({ runId: z.string(), automationId: z.string(), contactId: z.string(), key: z.string().nullish() }),
+  'scheduling.run.completed': z.object({ runId: z.string(), automationId: z.string(), contactId: z.string(), key: z.string().nullish() }),
+  'scheduling.run.canceled': z.object({ runId: z.string(), automationId: z.string(), contactId: z.string(), key: z.string().nullish() }),
+  'scheduling.campaign.launched': z.object({ campaignId: z.string(), recipients: z.number().int() }),
+  'scheduling.campaign.completed': z.object({ campaignId: z.string(), recipients: z.number().int() }),
+
+  'feedback.cmd.send_survey': z.object({ requestId: z.string(), surveyId: z.string(), contactId: z.string(), correlation }),
+  'feedback.response.recorded': z.object({
+    responseId: z.string(), surveyId: z.string(), invitationId: z.string(), contactId: z.string(),
+    score: z.number().int().min(0).max(10), category: z.enum(['PROMOTER', 'PASSIVE', 'DETRACTOR']), touchpoint: z.string().nullish(),
+  }),
+  'feedback.comment.recorded': z.object({ responseId: z.string(), contactId: z.string(), comment: z.string() }),
+  'feedback.detractor.detected': z.object({ responseId: z.string(), contactId: z.string(), score: z.number().int(), surveyId: z.string() }),
+} as const;
+
+export type Subject = keyof typeof subjects;
+export type EventData<S extends Subject> = z.output<(typeof subjects)[S]>;
+export type EventInput<S extends Subject> = z.input<(typeof subjects)[S]>;
+export type ApplicationEventData = z.output<typeof applicationEvent>;
+export type ContactSnapshot = z.output<typeof contactSnapshot>;
+export type MessageStatusEventData = z.output<typeof messageStatusEvent>;
+
+/** Application event names: dot-separated lower-case tokens (contract: TrackEventInput.name). */
+export const EVENT_NAME_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$/;
+export const applicationSubject = (name: string) => `events.${name}`;
+
+/** The schema that validates `data` for a concrete subject, including `events.<name>`. */
+export function schemaFor(subject: string): z.ZodTypeAny | undefined {
+  if (subject.startsWith('events.')) return applicationEvent;
+  return (subjects as Record<string, z.ZodTypeAny>)[subject];
+}
+
+export function isSubject(subject: string): subject is Subject {
+  return subject in subjects;
+}
