@@ -48,10 +48,13 @@ export interface HandsetSummary {
  */
 export class HandsetStore {
   private readonly handsets = new Map<string, Handset>();
+  /** Thread entries across all handsets; the per-handset cap alone would not bound memory. */
+  private totalEntries = 0;
 
   constructor(
     private readonly maxMessagesPerHandset: number,
     private readonly maxHandsets: number,
+    private readonly maxTotalMessages: number,
   ) {}
 
   get size(): number {
@@ -65,21 +68,25 @@ export class HandsetStore {
   receive(digits: string, message: ReceivedMessage): void {
     const handset = this.touch(digits, message.receivedAt);
     push(handset.received, message, this.maxMessagesPerHandset);
-    push(handset.thread, { direction: 'in', message }, this.maxMessagesPerHandset);
+    this.addEntry(handset, { direction: 'in', message });
   }
 
   send(digits: string, message: SentMessage): void {
     const handset = this.touch(digits, message.sentAt);
     handset.sentCount++;
-    push(handset.thread, { direction: 'out', message }, this.maxMessagesPerHandset);
+    this.addEntry(handset, { direction: 'out', message });
   }
 
   delete(digits: string): boolean {
+    const handset = this.handsets.get(digits);
+    if (!handset) return false;
+    this.totalEntries -= handset.thread.length;
     return this.handsets.delete(digits);
   }
 
   clear(): void {
     this.handsets.clear();
+    this.totalEntries = 0;
   }
 
   /** Most recently active first. */
@@ -105,19 +112,30 @@ export class HandsetStore {
       this.handsets.delete(digits);
     } else {
       handset = { phone: `+${digits}`, received: [], thread: [], sentCount: 0, lastActivityAt: at };
-      if (this.handsets.size >= this.maxHandsets) {
-        const oldest = this.handsets.keys().next().value;
-        if (oldest !== undefined) this.handsets.delete(oldest);
-      }
+      if (this.handsets.size >= this.maxHandsets) this.evictOldest();
     }
     handset.lastActivityAt = at;
     this.handsets.set(digits, handset);
     return handset;
   }
+
+  private addEntry(handset: Handset, entry: ThreadEntry): void {
+    this.totalEntries += push(handset.thread, entry, this.maxMessagesPerHandset) ? 0 : 1;
+    // The active handset sits at the end of the Map, so eviction never removes it.
+    while (this.totalEntries > this.maxTotalMessages && this.handsets.size > 1) this.evictOldest();
+  }
+
+  private evictOldest(): void {
+    const oldest = this.handsets.keys().next().value;
+    if (oldest !== undefined) this.delete(oldest);
+  }
 }
 
-function push<T>(list: T[], item: T, cap: number): void {
+/** Appends, dropping the oldest item past the cap; true when one was dropped. */
+function push<T>(list: T[], item: T, cap: number): boolean {
   list.push(item);
+  if (list.length <= cap) return false;
   // shift() on a packed array is a cheap in-place trim in V8, so a sliding window is fine here.
-  if (list.length > cap) list.shift();
+  list.shift();
+  return true;
 }

@@ -42,16 +42,20 @@ const ruleSchema = z.object({
   duplicateInbound: z.boolean().optional(),
 });
 
-// `{ rules: [...] }` is accepted too, since that is what GET-then-edit scripts tend to send.
-const rulesBodySchema = z.union([
-  z.array(ruleSchema).max(1000),
-  z.object({ rules: z.array(ruleSchema).max(1000) }).transform((v) => v.rules),
-]);
+const rulesSchema = z.array(ruleSchema).max(1000);
 
 export type ParseRulesResult = { ok: true; rules: Rule[] } | { ok: false; error: string };
 
 export function parseRules(body: unknown): ParseRulesResult {
-  const parsed = rulesBodySchema.safeParse(body);
+  // `{ "rules": [...] }` is accepted too, since that is what GET-then-edit scripts tend to send.
+  const list =
+    body !== null && typeof body === 'object' && !Array.isArray(body) && 'rules' in body
+      ? (body as { rules: unknown }).rules
+      : body;
+  if (!Array.isArray(list)) {
+    return { ok: false, error: 'body must be a JSON array of rules, e.g. [{"match":"+1555","outcome":"UNDELIVERED"}]' };
+  }
+  const parsed = rulesSchema.safeParse(list);
   if (!parsed.success) return { ok: false, error: z.prettifyError(parsed.error) };
   const rules = parsed.data.map((r): Rule => {
     const digits = r.match === '*' ? '' : r.match.replace(/^\+/, '');
