@@ -1,4 +1,4 @@
 export * from './encoding';
 export * from './phone';
 export * from './pricing';
-export { numberTimezone, nanpAreaCodeTimezone } from './timezone';
+export { countryTimezone, numberTimezone, nanpAreaCodeTimezone } from './timezone';

@@ -22,7 +22,7 @@ function defaultInboundUrl(): string {
 }
 
 const port = portFrom(env.CARRIER_SIM_PORT, 4010, 'CARRIER_SIM_PORT');
-const host = env.CARRIER_SIM_HOST || '127.0.0.1';
+const host = env.CARRIER_SIM_HOST || env.HOST || '127.0.0.1';
 
 const sim = createCarrierSim({
   apiKey: env.MOCEAN_API_KEY || 'textloop-sim',
