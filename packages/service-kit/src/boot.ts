@@ -78,7 +78,9 @@ export async function buildDeps<DB>(options: BuildDepsOptions): Promise<ServiceD
     env: options.env ?? process.env,
     async close() {
       await outbox.stop();
-      await nats.nc.drain().catch(() => {});
+      // drain() waits for the server; with NATS already gone it would hang shutdown.
+      await Promise.race([nats.nc.drain().catch(() => {}), new Promise((r) => setTimeout(r, 2000))]);
+      if (!nats.nc.isClosed()) await nats.nc.close().catch(() => {});
       await opened.close();
     },
   };

@@ -12,5 +12,8 @@ export function createSubgraphApollo(typeDefs: DocumentNode, resolvers: GraphQLR
     includeStacktraceInErrorResponses: false,
     formatError: formatErrorFor(logger),
     csrfPrevention: false,
+    // runService owns SIGINT/SIGTERM so it can stop workers and close the database in order.
+    stopOnTerminationSignals: false,
+    logger,
   });
 }

@@ -1,0 +1,6 @@
+import type { Migration } from 'kysely';
+import * as createContacts from './2026-11-27T10-00-00_create-contacts';
+
+export const migrations: Record<string, Migration> = {
+  '2026-11-27T10-00-00_create-contacts': createContacts,
+};
