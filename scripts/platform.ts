@@ -79,6 +79,10 @@ export interface Platform {
   unexpectedExit: Promise<ProcessExit>;
   /** Stops every process it started (gateway first, nats-server last). Safe to call twice. */
   stop(): Promise<void>;
+  /** Kills one process at once (SIGKILL by default), as a crash would; for fault-injection tests. */
+  kill(name: ProcessName, signal?: NodeJS.Signals): Promise<void>;
+  /** Starts a killed or stopped process again, with extra environment, and waits for its /healthz. */
+  restart(name: ProcessName, extraEnv?: NodeJS.ProcessEnv): Promise<void>;
 }
 
 /** A process failed to start; its last output lines say why. */
@@ -280,6 +284,11 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   };
 
   const children: Child[] = [];
+  const launch = (name: ProcessName, processEnv: NodeJS.ProcessEnv): Child => {
+    const entry = join(REPO_ROOT, 'services', name, 'src', 'index.ts');
+    const child = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: REPO_ROOT, env: processEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    return track(name, child, forwardFor(name));
+  };
   let natsChild: Child | undefined;
   let stopped = false;
   const killAllNow = () => {
@@ -310,11 +319,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   try {
     natsChild = await ensureNats(natsUrl, dir);
     const deadline = Date.now() + readyTimeoutMs;
-    for (const name of PROCESSES) {
-      const entry = join(REPO_ROOT, 'services', name, 'src', 'index.ts');
-      const child = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-      children.push(track(name, child, forwardFor(name)));
-    }
+    for (const name of PROCESSES) children.push(launch(name, env));
     await Promise.all(children.map((c) => waitHealthy(c, `http://${hosts[c.name as ProcessName]}:${ports[c.name as ProcessName]}/healthz`, deadline)));
   } catch (err) {
     await stop();
@@ -340,5 +345,22 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     startedNats: natsChild !== undefined,
     unexpectedExit,
     stop,
+    async kill(name, signal = 'SIGKILL') {
+      const child = children.find((c) => c.name === name && !c.exit);
+      if (!child?.process.pid) return;
+      try {
+        process.kill(-child.process.pid, signal);
+      } catch {
+        // Already gone.
+      }
+      await child.exited;
+    },
+    async restart(name, extraEnv = {}) {
+      const old = children.find((c) => c.name === name && !c.exit);
+      if (old) await stopChild(old);
+      const fresh = launch(name, { ...env, ...extraEnv });
+      children.splice(children.findIndex((c) => c.name === name), 1, fresh);
+      await waitHealthy(fresh, `http://${hosts[name]}:${ports[name]}/healthz`, Date.now() + readyTimeoutMs);
+    },
   };
 }

@@ -131,7 +131,8 @@ export class Outbound {
     if (logger.isLevelEnabled('debug')) {
       logger.debug({ kind: job.kind, origin: job.origin, attempt: job.attempt, reason: describe(reason) }, 'webhook post failed, will retry');
     }
-    const delay = this.opts.retryBaseMs * 2 ** (job.attempt - 1);
+    // Capped like a provider's retry schedule, so a platform that is down for minutes still gets its reports.
+    const delay = Math.min(this.opts.retryBaseMs * 2 ** (job.attempt - 1), 30_000);
     this.retries.schedule(delay, () => this.send({ ...job, attempt: job.attempt + 1 }));
   }
 }

@@ -199,7 +199,7 @@ export function createCarrierSim(options: CarrierSimOptions): CarrierSim {
   const scheduler = new Scheduler((err) => logger.error({ err }, 'scheduled task failed'));
   const outbound = new Outbound({
     logger,
-    maxAttempts: options.maxAttempts ?? 6,
+    maxAttempts: options.maxAttempts ?? 12,
     retryBaseMs: options.retryBaseMs ?? 200,
     connections: 32,
     onAttempt(kind: PostKind, ok: boolean) {

@@ -1,0 +1,170 @@
+import { sql, type Selectable } from 'kysely';
+import type { CloudEvent, ContactSnapshot, EventData } from '@textloop/events';
+import type { ContactsTable } from './db/database';
+import type { MessagingContext } from './context';
+import { withRetry, writeChanges, type Db, type MessageRow } from './status';
+
+export type ContactRow = Selectable<ContactsTable>;
+
+/** Written instead of an erased contact's phone numbers. */
+export const ERASED = '[erased]';
+
+/**
+ * Orders events about one contact: event time, then the (time-ordered) event id. The consumer
+ * handles events concurrently and redeliveries come late, so arrival order means nothing.
+ */
+export function eventVersion(event: CloudEvent): string {
+  const ms = Date.parse(event.time);
+  return `${String(Number.isFinite(ms) ? ms : 0).padStart(15, '0')}:${event.id}`;
+}
+
+const newer = (current: string | null, candidate: string) => current === null || current < candidate;
+
+async function isErased(db: Db, contactId: string): Promise<boolean> {
+  const row = await db.selectFrom('erased_contacts').select('contact_id').where('contact_id', '=', contactId).executeTakeFirst();
+  return row !== undefined;
+}
+
+/** contacts.contact.created / updated: the full current profile. */
+export async function applySnapshot(ctx: MessagingContext, event: CloudEvent<ContactSnapshot>): Promise<void> {
+  const d = event.data;
+  const version = eventVersion(event);
+  const profile = {
+    phone: d.phone,
+    external_id: d.externalId ?? null,
+    country: d.country ?? null,
+    timezone: d.timezone ?? null,
+    locale: d.locale ?? null,
+    first_name: d.firstName ?? null,
+    last_name: d.lastName ?? null,
+    email: d.email ?? null,
+    attributes: JSON.stringify(d.attributes ?? {}),
+    tags: JSON.stringify(d.tags ?? []),
+    ...(d.phoneVerified !== undefined ? { phone_verified: d.phoneVerified } : {}),
+    profile_version: version,
+  };
+  await ctx.db.transaction().execute(async (trx) => {
+    if (await isErased(trx, d.contactId)) return;
+    const inserted = await trx
+      .insertInto('contacts')
+      .values({ id: d.contactId, ...profile, subscribed: d.subscribed, consent_version: version, updated_at: ctx.clock.now() })
+      .onConflict((oc) => oc.column('id').doNothing())
+      .executeTakeFirst();
+    if (Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0) return;
+    const current = await trx.selectFrom('contacts').select(['profile_version', 'consent_version']).where('id', '=', d.contactId).forUpdate().executeTakeFirst();
+    if (!current) return;
+    const set = {
+      ...(newer(current.profile_version, version) ? profile : {}),
+      ...(newer(current.consent_version, version) ? { subscribed: d.subscribed, consent_version: version } : {}),
+    };
+    if (Object.keys(set).length === 0) return;
+    await trx.updateTable('contacts').set({ ...set, updated_at: ctx.clock.now() }).where('id', '=', d.contactId).execute();
+  });
+}
+
+/** contacts.contact.unsubscribed / resubscribed. */
+export async function applyConsent(
+  ctx: MessagingContext,
+  event: CloudEvent<EventData<'contacts.contact.unsubscribed'> | EventData<'contacts.contact.resubscribed'>>,
+  subscribed: boolean,
+): Promise<void> {
+  const d = event.data;
+  const version = eventVersion(event);
+  await ctx.db.transaction().execute(async (trx) => {
+    if (await isErased(trx, d.contactId)) return;
+    // A stub (no profile yet) when this overtook contacts.contact.created; the snapshot fills it in.
+    const inserted = await trx
+      .insertInto('contacts')
+      .values({ id: d.contactId, phone: d.phone, subscribed, consent_version: version, profile_version: null, updated_at: ctx.clock.now() })
+      .onConflict((oc) => oc.column('id').doNothing())
+      .executeTakeFirst();
+    if (Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0) return;
+    await trx
+      .updateTable('contacts')
+      .set({ subscribed, consent_version: version, updated_at: ctx.clock.now() })
+      .where('id', '=', d.contactId)
+      .where((eb) => eb.or([eb('consent_version', 'is', null), eb('consent_version', '<', version)]))
+      .execute();
+  });
+}
+
+export async function applyVerified(ctx: MessagingContext, event: CloudEvent<EventData<'contacts.contact.verified'>>): Promise<void> {
+  await ctx.db
+    .updateTable('contacts')
+    .set({ phone_verified: true, updated_at: ctx.clock.now() })
+    .where('id', '=', event.data.contactId)
+    .where('phone', '=', event.data.phone)
+    .execute();
+}
+
+/**
+ * contacts.contact.deleted: forget the contact and erase its personal data here. Message rows
+ * stay (counts, statuses and costs still add up) with body and numbers blanked; messages not yet
+ * handed to the provider are canceled.
+ */
+export async function eraseContact(ctx: MessagingContext, contactId: string): Promise<void> {
+  const now = ctx.clock.now();
+  const canceled = await withRetry(() =>
+    ctx.db.transaction().execute(async (trx) => {
+      await trx.insertInto('erased_contacts').values({ contact_id: contactId, erased_at: now }).onConflict((oc) => oc.column('contact_id').doNothing()).execute();
+      await trx.deleteFrom('contacts').where('id', '=', contactId).execute();
+      const rows = await trx.selectFrom('messages').selectAll().where('contact_id', '=', contactId).orderBy('id').forUpdate().execute();
+      const pending: MessageRow[] = rows
+        .filter((row) => row.status === 'QUEUED' || row.status === 'SCHEDULED')
+        .map((row) => ({ ...row, status: 'CANCELED', error_code: 'CONTACT_DELETED', error_message: 'The contact was deleted before the message was sent', lease_until: null, updated_at: now }));
+      if (rows.length > 0) {
+        await sql`update messages set body = '',
+            to_number = case when direction = 'OUTBOUND' then ${ERASED} else to_number end,
+            from_number = case when direction = 'INBOUND' then ${ERASED} else from_number end,
+            updated_at = ${now}
+          where contact_id = ${contactId}`.execute(trx);
+        await writeChanges(
+          trx,
+          {
+            rows: pending,
+            history: pending.map((r) => ({ messageId: r.id, status: 'CANCELED' as const, at: now, detail: 'contact deleted' })),
+            // Events about erased messages carry no phone number either.
+            announce: pending.map((r) => ({ ...r, body: '', to_number: r.direction === 'OUTBOUND' ? ERASED : r.to_number, from_number: r.direction === 'INBOUND' ? ERASED : r.from_number })),
+          },
+          ctx.clock,
+        );
+      }
+      return pending.length;
+    }),
+  );
+  if (canceled > 0) ctx.outbox.kick();
+}
+
+/** Contacts with a profile (stubs excluded), by id. */
+export async function contactsByIds(ctx: MessagingContext, ids: string[]): Promise<Map<string, ContactRow>> {
+  const out = new Map<string, ContactRow>();
+  if (ids.length === 0) return out;
+  const rows = await ctx.db.selectFrom('contacts').selectAll().where('id', 'in', [...new Set(ids)]).where('profile_version', 'is not', null).execute();
+  for (const r of rows) out.set(r.id, r);
+  return out;
+}
+
+/**
+ * Like contactsByIds, but waits up to config.contactWaitMs for ids the projection has not seen yet:
+ * a contact created a moment ago may still be on its way over NATS.
+ */
+export async function awaitContacts(ctx: MessagingContext, ids: string[]): Promise<Map<string, ContactRow>> {
+  const found = await contactsByIds(ctx, ids);
+  const deadline = Date.now() + ctx.config.contactWaitMs;
+  let missing = [...new Set(ids)].filter((id) => !found.has(id));
+  while (missing.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    for (const [id, row] of await contactsByIds(ctx, missing)) found.set(id, row);
+    missing = missing.filter((id) => !found.has(id));
+  }
+  return found;
+}
+
+/** Contacts (stubs included: they know consent) by E.164 phone; an unsubscribed one wins. */
+export async function contactsByPhones(ctx: MessagingContext, phones: string[]): Promise<Map<string, ContactRow>> {
+  const out = new Map<string, ContactRow>();
+  if (phones.length === 0) return out;
+  const rows = await ctx.db.selectFrom('contacts').selectAll().where('phone', 'in', [...new Set(phones)]).orderBy('subscribed').orderBy('updated_at', 'desc').execute();
+  for (const r of rows) if (!out.has(r.phone)) out.set(r.phone, r);
+  return out;
+}

@@ -1,0 +1,17 @@
+import type { Kysely } from 'kysely';
+import type { Clock, Logger, OutboxRelay } from '@textloop/service-kit';
+import type { MessagingConfig } from './config';
+import type { Database } from './db/database';
+import type { TemplateRenderer } from './rendering';
+
+/** What the domain modules need: built once in createServer from the kit's deps. */
+export interface MessagingContext {
+  db: Kysely<Database>;
+  clock: Clock;
+  logger: Logger;
+  outbox: Pick<OutboxRelay, 'kick'>;
+  config: MessagingConfig;
+  renderer: TemplateRenderer;
+  /** Wakes the dispatcher after new due messages were committed. */
+  kickDispatcher(): void;
+}

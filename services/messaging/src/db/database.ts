@@ -1,0 +1,98 @@
+import type { ColumnType, Generated } from 'kysely';
+
+/** Written as Date (or ISO string), read back as Date. */
+export type Timestamp = ColumnType<Date, Date | string, Date | string>;
+/** jsonb: written as a JSON string (so arrays are not mistaken for Postgres arrays), read back parsed. */
+export type Json<T> = ColumnType<T, string, string>;
+/** jsonb with a database default: may be left out of an insert. */
+export type JsonWithDefault<T> = ColumnType<T, string | undefined, string>;
+
+export type MessageDirection = 'OUTBOUND' | 'INBOUND';
+export type MessageCategory = 'TRANSACTIONAL' | 'MARKETING' | 'OTP' | 'SURVEY' | 'SUPPORT';
+export type MessageStatus =
+  | 'SCHEDULED' | 'QUEUED' | 'SENDING' | 'SENT' | 'DELIVERED' | 'UNDELIVERED' | 'FAILED' | 'EXPIRED' | 'SUPPRESSED' | 'CANCELED' | 'RECEIVED';
+export type Encoding = 'GSM7' | 'UCS2';
+
+export interface TemplatesTable {
+  id: string;
+  name: string;
+  body: string;
+  category: MessageCategory;
+  variables: Json<string[]>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface ContactsTable {
+  id: string;
+  phone: string;
+  external_id: string | null;
+  country: string | null;
+  timezone: string | null;
+  locale: string | null;
+  first_name: string | null;
+  last_name: string | null;
+  email: string | null;
+  attributes: JsonWithDefault<Record<string, unknown>>;
+  tags: JsonWithDefault<string[]>;
+  subscribed: Generated<boolean>;
+  phone_verified: Generated<boolean>;
+  /** null for a stub that only a consent event has written so far */
+  profile_version: string | null;
+  consent_version: string | null;
+  updated_at: Timestamp;
+}
+
+export interface ErasedContactsTable {
+  contact_id: string;
+  erased_at: Timestamp;
+}
+
+export interface MessagesTable {
+  id: string;
+  direction: MessageDirection;
+  category: MessageCategory;
+  status: MessageStatus;
+  contact_id: string | null;
+  to_number: string;
+  from_number: string;
+  body: string;
+  template_id: string | null;
+  encoding: Encoding;
+  segments: number;
+  /** destination country (outbound) or sender country (inbound), ISO alpha-2 */
+  country: string | null;
+  /** numeric, read as an exact decimal string */
+  price_amount: string | null;
+  price_currency: string | null;
+  provider: string | null;
+  provider_message_id: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  idempotency_key: string | null;
+  correlation: Json<Record<string, unknown> | null> | null;
+  attempts: Generated<number>;
+  /** due time for QUEUED; lease expiry for SENDING */
+  not_before: Timestamp;
+  lease_until: Timestamp | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  sent_at: Timestamp | null;
+  delivered_at: Timestamp | null;
+}
+
+export interface MessageStatusHistoryTable {
+  id: Generated<number>;
+  message_id: string;
+  status: MessageStatus;
+  at: Timestamp;
+  detail: string | null;
+}
+
+export interface Database {
+  templates: TemplatesTable;
+  contacts: ContactsTable;
+  erased_contacts: ErasedContactsTable;
+  messages: MessagesTable;
+  message_status_history: MessageStatusHistoryTable;
+}

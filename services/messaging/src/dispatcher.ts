@@ -1,0 +1,272 @@
+import { sql } from 'kysely';
+import type { MessagingContext } from './context';
+import { GroupCommit } from './group-commit';
+import type { ProviderSendResult, SmsProvider } from './providers/provider';
+import { advances, lockMessages, withRetry, writeChanges, type HistoryEntry, type MessageRow } from './status';
+
+/** A claimed row: what the provider call needs, plus the attempt number that owns the lease. */
+interface Claimed {
+  id: string;
+  to_number: string;
+  from_number: string;
+  body: string;
+  encoding: 'GSM7' | 'UCS2';
+  attempts: number;
+}
+
+interface Outcome {
+  claimed: Claimed;
+  result: ProviderSendResult;
+  at: Date;
+}
+
+export interface DispatcherHooks {
+  /**
+   * Runs after the provider answered and before the result is recorded. Tests use it to stand in
+   * for a process that dies at the worst moment (a promise that never settles).
+   */
+  beforeRecord?: (outcome: { messageId: string; result: ProviderSendResult }) => Promise<void>;
+}
+
+/** Exponential backoff for attempt n (1-based): base, 2×base, 4×base… capped. */
+export function retryDelayMs(attempt: number, baseMs: number, maxMs: number): number {
+  return Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
+}
+
+/** The callback URL for one message: the secret, and our id so a report that overtakes the send record still finds it. */
+export function dlrUrlFor(ctx: MessagingContext, messageId: string): string {
+  return `${ctx.config.publicWebhookUrl}/webhooks/mocean/dlr?secret=${encodeURIComponent(ctx.config.webhookSecret)}&mid=${encodeURIComponent(messageId)}`;
+}
+
+/**
+ * The outbound queue's worker. Claims due rows in batches with FOR UPDATE SKIP LOCKED (so any
+ * number of instances share the queue), marks them SENDING under a lease, calls the provider with
+ * bounded concurrency, and records results through a group commit: one transaction per batch of
+ * results. A row whose lease expires (its instance died mid-send) is claimed again and resent with
+ * the same message id, which the provider deduplicates.
+ */
+export class Dispatcher {
+  private running = false;
+  private loopDone: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private kicked = false;
+  private inFlight = 0;
+  private readonly inFlightWork = new Set<Promise<void>>();
+  private readonly recorder: GroupCommit<Outcome, void>;
+  readonly stats = { claims: 0, claimed: 0, recordBatches: 0, sent: 0, retried: 0, failed: 0 };
+
+  constructor(
+    private readonly ctx: MessagingContext,
+    private readonly provider: SmsProvider,
+    private readonly hooks: DispatcherHooks = {},
+  ) {
+    const { batchSize } = ctx.config.dispatch;
+    this.recorder = new GroupCommit((items) => this.record(items), { maxBatch: Math.max(batchSize, 100), maxDelayMs: 5 });
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loopDone = this.loop();
+  }
+
+  /** Call after committing new due messages: they go out without waiting for the poll. */
+  kick(): void {
+    this.kicked = true;
+    this.wake?.();
+  }
+
+  /** Stops claiming and lets in-flight sends finish and be recorded (what does not finish in time is re-claimed after its lease). */
+  async stop(timeoutMs = this.ctx.config.mocean.timeoutMs + 2000): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loopDone;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.inFlightWork]).then(() => this.recorder.drain()),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  private async loop(): Promise<void> {
+    const { batchSize, concurrency, pollMs } = this.ctx.config.dispatch;
+    let failures = 0;
+    while (this.running) {
+      const capacity = concurrency - this.inFlight;
+      // Under load, wait for a useful amount of room rather than claiming one row at a time.
+      if (capacity <= 0 || (this.inFlight > 0 && capacity < Math.min(batchSize, concurrency) / 2)) {
+        await this.sleep(pollMs);
+        continue;
+      }
+      const want = Math.min(batchSize, capacity);
+      let claimed: Claimed[];
+      try {
+        this.kicked = false;
+        claimed = await this.claim(want);
+        failures = 0;
+      } catch (err) {
+        failures++;
+        this.ctx.logger.warn({ err: (err as Error).message, failures }, 'dispatcher could not claim messages; will retry');
+        await this.sleep(Math.min(100 * 2 ** failures, 5000));
+        continue;
+      }
+      for (const row of claimed) this.dispatch(row);
+      if (claimed.length === want || this.kicked) continue;
+      await this.sleep(pollMs);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = () => {
+        this.wake = undefined;
+        done();
+      };
+    });
+  }
+
+  /**
+   * One statement (so one short implicit transaction): due rows → SENDING with a lease,
+   * attempts + 1, and their history. The lease expiry doubles as not_before, so one partial index
+   * finds both due QUEUED rows and SENDING rows whose instance died.
+   */
+  private async claim(limit: number): Promise<Claimed[]> {
+    const { leaseMs } = this.ctx.config.dispatch;
+    const now = this.ctx.clock.now();
+    const leaseUntil = new Date(now.getTime() + leaseMs);
+    const result = await sql<Claimed>`
+      with due as (
+        select id, status from messages
+         where status in ('QUEUED', 'SENDING') and not_before <= ${now}
+         order by not_before
+         limit ${limit}
+         for update skip locked
+      ), claimed as (
+        update messages m
+           set status = 'SENDING', attempts = m.attempts + 1, lease_until = ${leaseUntil}, not_before = ${leaseUntil}, updated_at = ${now}
+          from due
+         where m.id = due.id
+        returning m.id, m.to_number, m.from_number, m.body, m.encoding, m.attempts, due.status as previous
+      ), h as (
+        insert into message_status_history (message_id, status, at, detail)
+        select id, 'SENDING', ${now}::timestamptz,
+               case when previous = 'SENDING'
+                    then 'attempt ' || attempts || ': the previous attempt''s lease expired without a result; resending with the same reference'
+                    else 'attempt ' || attempts end
+          from claimed
+      )
+      select id, to_number, from_number, body, encoding, attempts from claimed`.execute(this.ctx.db);
+    this.stats.claims++;
+    this.stats.claimed += result.rows.length;
+    return result.rows;
+  }
+
+  private dispatch(row: Claimed): void {
+    this.inFlight++;
+    const work = (async () => {
+      try {
+        const result = await this.provider.send({
+          messageId: row.id,
+          from: row.from_number,
+          to: row.to_number,
+          text: row.body,
+          encoding: row.encoding,
+          dlrUrl: dlrUrlFor(this.ctx, row.id),
+        });
+        if (this.hooks.beforeRecord) await this.hooks.beforeRecord({ messageId: row.id, result });
+        await this.recorder.push({ claimed: row, result, at: this.ctx.clock.now() });
+      } catch (err) {
+        // Left SENDING: the lease expires and the row is claimed again (same reference, no duplicate).
+        this.ctx.logger.error({ err: (err as Error).message, messageId: row.id }, 'could not record a send result; the message will be retried after its lease');
+      } finally {
+        this.inFlight--;
+        if (this.inFlight < this.ctx.config.dispatch.concurrency / 2) this.wake?.();
+      }
+    })();
+    this.inFlightWork.add(work);
+    void work.finally(() => this.inFlightWork.delete(work));
+  }
+
+  /** Records a batch of provider results in ONE transaction (rows locked in id order). */
+  private async record(outcomes: Outcome[]): Promise<void[]> {
+    const { maxAttempts, retryBaseMs, retryMaxMs } = this.ctx.config.dispatch;
+    const counts = { sent: 0, retried: 0, failed: 0 };
+    await withRetry(() =>
+      this.ctx.db.transaction().execute(async (trx) => {
+        counts.sent = counts.retried = counts.failed = 0;
+        const locked = await lockMessages(trx, outcomes.map((o) => o.claimed.id));
+        const changed = new Map<string, MessageRow>();
+        const announce = new Map<string, MessageRow>();
+        const history: HistoryEntry[] = [];
+        for (const { claimed, result, at } of outcomes) {
+          const current = changed.get(claimed.id) ?? locked.get(claimed.id);
+          if (!current) continue;
+          const next: MessageRow = { ...current };
+          if (result.ok) {
+            // Monotonic: a DELIVERED report may have overtaken us; keep it, but learn the provider id.
+            const firstAcceptance = current.sent_at === null;
+            next.provider = this.provider.name;
+            // The send response is authoritative; a delivery report may have filled it in first.
+            next.provider_message_id = result.providerMessageId;
+            next.sent_at = current.sent_at ?? at;
+            next.lease_until = null;
+            if (advances(current.status, 'SENT')) {
+              next.status = 'SENT';
+              next.error_code = null;
+              next.error_message = null;
+              announce.set(next.id, next);
+            }
+            if (firstAcceptance) {
+              history.push({ messageId: next.id, status: 'SENT', at, detail: `accepted by ${this.provider.name} as ${result.providerMessageId}` });
+              counts.sent++;
+            }
+            next.updated_at = at;
+            changed.set(next.id, next);
+            continue;
+          }
+          // Failures only count for the attempt that still holds the row.
+          if (current.status !== 'SENDING' || current.attempts !== claimed.attempts) continue;
+          next.lease_until = null;
+          next.updated_at = at;
+          if (result.transient && current.attempts < maxAttempts) {
+            const delay = retryDelayMs(current.attempts, retryBaseMs, retryMaxMs);
+            next.status = 'QUEUED';
+            next.not_before = new Date(at.getTime() + delay);
+            next.error_message = result.message;
+            history.push({ messageId: next.id, status: 'QUEUED', at, detail: `attempt ${current.attempts} failed (${result.message}); retry ${current.attempts + 1} of ${maxAttempts} in ${delay} ms` });
+            counts.retried++;
+          } else {
+            next.status = 'FAILED';
+            if (result.transient) {
+              next.error_code = 'PROVIDER_UNAVAILABLE';
+              next.error_message = `The provider was unavailable for ${current.attempts} attempts; last error: ${result.message}`;
+            } else {
+              next.error_code = result.code === 'INVALID_NUMBER' ? 'INVALID_NUMBER' : 'PROVIDER_REJECTED';
+              next.error_message = result.message;
+            }
+            history.push({ messageId: next.id, status: 'FAILED', at, detail: next.error_message });
+            announce.set(next.id, next);
+            counts.failed++;
+          }
+          changed.set(next.id, next);
+        }
+        await writeChanges(trx, { rows: [...changed.values()], history, announce: [...announce.values()] }, this.ctx.clock);
+      }),
+    );
+    this.stats.recordBatches++;
+    this.stats.sent += counts.sent;
+    this.stats.retried += counts.retried;
+    this.stats.failed += counts.failed;
+    this.ctx.outbox.kick();
+    if (counts.retried > 0) this.wake?.();
+    return outcomes.map(() => undefined);
+  }
+}

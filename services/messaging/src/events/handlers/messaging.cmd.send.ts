@@ -1,0 +1,104 @@
+import { GraphQLError } from 'graphql';
+import { newId, type CloudEvent, type EventData } from '@textloop/events';
+import { normalizePhone } from '@textloop/sms';
+import type { MessagingContext } from '../../context';
+import { contactsByIds } from '../../contacts-projection';
+import { persist, senderFor, sendMessages, type SendInput } from '../../sending';
+import type { MessageRow } from '../../status';
+
+type SendCommand = EventData<'messaging.cmd.send'>;
+
+/** A contact the projection has not seen is waited for this long (redelivery with backoff) before the command fails. */
+const CONTACT_GRACE_MS = 5 * 60_000;
+
+/** The idempotency key of a command's message: the same requestId never sends twice. */
+export const commandKey = (requestId: string) => `cmd:${requestId}`;
+
+function errorCodeFor(err: GraphQLError, command: SendCommand): string {
+  const code = err.extensions.code;
+  const field = err.extensions.field;
+  if (code === 'NOT_FOUND') return err.message.startsWith('No template') ? 'TEMPLATE_NOT_FOUND' : 'CONTACT_NOT_FOUND';
+  if (field === 'variables' || field === 'template') return 'TEMPLATE_ERROR';
+  if (field === 'to') return 'INVALID_NUMBER';
+  return 'INVALID_REQUEST';
+}
+
+/**
+ * messaging.cmd.send: queue the message like sendMessage, with requestId as the idempotency key
+ * and the correlation kept for every status event. A command that can never succeed (unknown
+ * template, missing variable, bad number) becomes a FAILED message, so the requester hears about it
+ * through messaging.message.failed instead of waiting forever.
+ */
+export async function handleSendCommand(ctx: MessagingContext, event: CloudEvent<SendCommand>): Promise<void> {
+  const command = event.data;
+  const input: SendInput = {
+    contactId: command.contactId,
+    to: command.to,
+    body: command.body,
+    template: command.template,
+    variables: command.variables,
+    category: command.category,
+    idempotencyKey: commandKey(command.requestId),
+  };
+  try {
+    await sendMessages(ctx, [{ input, correlation: command.correlation ?? null }], { indexed: false });
+  } catch (err) {
+    if (!(err instanceof GraphQLError)) throw err; // infrastructure trouble: nak and retry
+    const errorCode = errorCodeFor(err, command);
+    if (errorCode === 'CONTACT_NOT_FOUND' && command.contactId && (await mayStillArrive(ctx, event, command.contactId))) {
+      throw new Error(`contact ${command.contactId} is not in the projection yet; retrying`);
+    }
+    await persist(ctx, [await failedRow(ctx, command, input, errorCode, err.message)]);
+  }
+}
+
+async function mayStillArrive(ctx: MessagingContext, event: CloudEvent, contactId: string): Promise<boolean> {
+  const erased = await ctx.db.selectFrom('erased_contacts').select('contact_id').where('contact_id', '=', contactId).executeTakeFirst();
+  if (erased) return false;
+  return ctx.clock.now().getTime() - Date.parse(event.time) < CONTACT_GRACE_MS;
+}
+
+async function failedRow(ctx: MessagingContext, command: SendCommand, input: SendInput, errorCode: string, message: string): Promise<MessageRow> {
+  const now = ctx.clock.now();
+  const contact = command.contactId ? (await contactsByIds(ctx, [command.contactId])).get(command.contactId) : undefined;
+  let to = contact?.phone ?? command.to ?? '';
+  let country = contact?.country ?? undefined;
+  if (!contact && command.to) {
+    try {
+      const n = normalizePhone(command.to);
+      to = n.e164;
+      country = n.country;
+    } catch {
+      // keep what the requester gave; the message failed on it
+    }
+  }
+  return {
+    id: newId(),
+    direction: 'OUTBOUND',
+    category: command.category,
+    status: 'FAILED',
+    contact_id: contact?.id ?? command.contactId ?? null,
+    to_number: to,
+    from_number: senderFor(ctx, country),
+    body: command.body ?? '',
+    template_id: null,
+    encoding: 'GSM7',
+    segments: 0,
+    country: country ?? null,
+    price_amount: null,
+    price_currency: null,
+    provider: null,
+    provider_message_id: null,
+    error_code: errorCode,
+    error_message: message,
+    idempotency_key: input.idempotencyKey!,
+    correlation: command.correlation ?? null,
+    attempts: 0,
+    not_before: now,
+    lease_until: null,
+    created_at: now,
+    updated_at: now,
+    sent_at: null,
+    delivered_at: null,
+  };
+}

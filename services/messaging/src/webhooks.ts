@@ -1,0 +1,71 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RouteHandler } from '@textloop/service-kit';
+import type { MessagingContext } from './context';
+import { parseDeliveryReport, type DeliveryReports } from './delivery-reports';
+import { parseInbound, receiveInbound, type InboundStep } from './inbound';
+
+function reply(res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function secretMatches(expected: Buffer, given: string | undefined | null): boolean {
+  if (!given) return false;
+  const g = Buffer.from(given);
+  return g.length === expected.length && timingSafeEqual(g, expected);
+}
+
+/** Form fields from the body; a provider that puts them in the query string works too. */
+function formOf(url: URL, body: Buffer): URLSearchParams {
+  const params = new URLSearchParams(body.toString('utf8'));
+  for (const [k, v] of url.searchParams) if (k.startsWith('mocean-') && !params.has(k)) params.set(k, v);
+  return params;
+}
+
+/**
+ * Provider callbacks. The secret travels in the URL we hand out (?secret=…) or in the
+ * x-webhook-secret header; without it a request gets 401 and changes nothing.
+ */
+export function webhookRoutes(ctx: MessagingContext, reports: DeliveryReports, inboundSteps: InboundStep[] = []): Record<string, RouteHandler> {
+  const expected = Buffer.from(ctx.config.webhookSecret);
+  const authorized = (req: IncomingMessage, url: URL) => {
+    const header = req.headers['x-webhook-secret'];
+    return secretMatches(expected, url.searchParams.get('secret')) || secretMatches(expected, Array.isArray(header) ? header[0] : header);
+  };
+
+  return {
+    'POST /webhooks/mocean/dlr': async (req, res, body) => {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      if (!authorized(req, url)) return reply(res, 401, 'missing or wrong webhook secret');
+      const report = parseDeliveryReport(formOf(url, body), url.searchParams.get('mid'), ctx.clock.now());
+      if (typeof report === 'string') return reply(res, 400, report);
+      let outcome;
+      try {
+        outcome = await reports.submit(report);
+      } catch (err) {
+        // Not acknowledged, so the provider retries; nothing was half-written.
+        ctx.logger.error({ err: (err as Error).message }, 'could not record a delivery report');
+        return reply(res, 503, 'could not record the report; try again');
+      }
+      if (outcome === 'unknown' && ctx.logger.isLevelEnabled('debug')) {
+        ctx.logger.debug({ mid: report.messageId, msgid: report.providerMessageId }, 'delivery report for an unknown message');
+      }
+      reply(res, 200, 'OK');
+    },
+
+    'POST /webhooks/mocean/inbound': async (req, res, body) => {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      if (!authorized(req, url)) return reply(res, 401, 'missing or wrong webhook secret');
+      const sms = parseInbound(formOf(url, body));
+      if (typeof sms === 'string') return reply(res, 400, sms);
+      try {
+        await receiveInbound(ctx, sms, inboundSteps);
+      } catch (err) {
+        ctx.logger.error({ err: (err as Error).message }, 'could not record an inbound message');
+        return reply(res, 503, 'could not record the message; try again');
+      }
+      reply(res, 200, 'OK');
+    },
+  };
+}
