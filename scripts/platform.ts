@@ -286,7 +286,9 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   const children: Child[] = [];
   const launch = (name: ProcessName, processEnv: NodeJS.ProcessEnv): Child => {
     const entry = join(REPO_ROOT, 'services', name, 'src', 'index.ts');
-    const child = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: REPO_ROOT, env: processEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    // NODE_ARGS passes flags to every process, e.g. NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+    const nodeArgs = processEnv.NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [];
+    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', entry], { cwd: REPO_ROOT, env: processEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     return track(name, child, forwardFor(name));
   };
   let natsChild: Child | undefined;

@@ -64,7 +64,7 @@ export async function buildDeps<DB>(options: BuildDepsOptions): Promise<ServiceD
     await opened.close();
     throw err;
   }
-  const outbox = new OutboxRelay(opened.db as Kysely<any>, nats.js, logger);
+  const outbox = new OutboxRelay(opened.db as Kysely<any>, nats.nc, logger);
   outbox.start();
   return {
     name: options.name,

@@ -12,7 +12,8 @@ export interface Nats {
 export async function connectNats(url: string, name: string, logger: Logger, streams: StreamName[] = []): Promise<Nats> {
   let nc: NatsConnection;
   try {
-    nc = await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+    // noAsyncTraces: nats.js otherwise builds an Error (a stack trace) for every request, ~60 µs per publish.
+    nc = await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, noAsyncTraces: true });
   } catch (err) {
     throw new Error(`cannot reach NATS at ${url} (${(err as Error).message}); start nats-server with JetStream (-js) or set NATS_URL`, { cause: err });
   }

@@ -1,6 +1,6 @@
 import { sql, type Generated, type Kysely, type Transaction } from 'kysely';
-import type { JetStreamClient } from 'nats';
-import { createEvent, publishEvent, type CloudEvent, type EventInput, type Subject } from '@textloop/events';
+import type { NatsConnection } from 'nats';
+import { createEvent, publishBatch, type CloudEvent, type EventInput, type Subject } from '@textloop/events';
 import type { Logger } from 'pino';
 import type { Clock } from './clock';
 
@@ -47,7 +47,7 @@ export class OutboxRelay {
 
   constructor(
     private readonly db: Kysely<any>,
-    private readonly js: JetStreamClient,
+    private readonly nc: NatsConnection,
     private readonly logger: Logger,
     private readonly options: { batchSize?: number; idleMs?: number } = {},
   ) {}
@@ -103,15 +103,11 @@ export class OutboxRelay {
   private async publishBatch(): Promise<number> {
     const limit = this.options.batchSize ?? 500;
     return this.db.transaction().execute(async (trx) => {
-      const rows = await sql<{ id: string; subject: string; event: unknown }>`
-        select id, subject, event from outbox order by id limit ${limit} for update skip locked`.execute(trx);
+      // event::text: published as stored, without parsing and re-serialising each one.
+      const rows = await sql<{ id: string; subject: string; event: string }>`
+        select id, subject, event::text as event from outbox order by id limit ${limit} for update skip locked`.execute(trx);
       if (rows.rows.length === 0) return 0;
-      await Promise.all(
-        rows.rows.map((r) => {
-          const event = (typeof r.event === 'string' ? JSON.parse(r.event) : r.event) as CloudEvent;
-          return publishEvent(this.js, r.subject, event);
-        }),
-      );
+      await publishBatch(this.nc, rows.rows.map((r) => ({ subject: r.subject, id: r.id, payload: r.event })));
       await (trx as Kysely<OutboxTables>).deleteFrom('outbox').where('id', 'in', rows.rows.map((r) => r.id)).execute();
       this.published += rows.rows.length;
       return rows.rows.length;

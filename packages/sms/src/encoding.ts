@@ -62,8 +62,11 @@ const graphemeSegmenter: Intl.Segmenter | undefined =
     : undefined;
 
 /** User-perceived characters, so 👍🏽 or e + combining accent count (and are reported) as one. */
+// Printable ASCII and \n: every character is its own grapheme, and Intl.Segmenter costs ~100 µs a message.
+const SIMPLE_TEXT = /^[\n\x20-\x7E]*$/;
+
 function graphemes(text: string): string[] {
-  if (!graphemeSegmenter) return Array.from(text);
+  if (!graphemeSegmenter || SIMPLE_TEXT.test(text)) return Array.from(text);
   const out: string[] = [];
   for (const s of graphemeSegmenter.segment(text)) out.push(s.segment);
   return out;
