@@ -86,7 +86,7 @@ describe('a contact created from a national number gets a templated SMS and it i
     // Contact.messages is contributed by messaging through federation.
     const { contact: withMessages } = await e2e.gql(`query($c: ID!) { contact(id: $c) { phone messages { totalCount nodes { id status } } } }`, { c: contact.id });
     expect(withMessages.messages).toEqual({ totalCount: 1, nodes: [{ id, status: 'DELIVERED' }] });
-  });
+  }, 60_000);
 
   it('answers bad input with the contract error codes and writes nothing', async () => {
     const national = await e2e.gqlRaw(`mutation { createContact(input: { phone: "0412 345 678" }) { id } }`);
@@ -142,5 +142,5 @@ describe('killing messaging mid-send', () => {
     }
     const { messages } = await e2e.gql(`{ messages(filter: { direction: OUTBOUND }, first: 1) { totalCount } }`);
     expect(messages.totalCount).toBe(count + 1);
-  });
+  }, 240_000);
 });

@@ -1,7 +1,9 @@
+import { sql } from 'kysely';
+import { newId } from '@textloop/events';
 import type { MessageStatus } from './db/database';
 import type { MessagingContext } from './context';
 import { GroupCommit } from './group-commit';
-import { advances, rankOf, withRetry, writeChanges, type HistoryEntry, type MessageRow } from './status';
+import { advances, EVENT_SOURCE, rankOf, withRetry, writeChanges, type HistoryEntry, type MessageRow } from './status';
 
 export interface DeliveryReport {
   /** Our message id, from the mid= of the callback URL we gave the provider. */
@@ -55,7 +57,39 @@ export class DeliveryReports {
   }
 
   private async commit(reports: DeliveryReport[]): Promise<ReportOutcome[]> {
-    const outcomes = await withRetry(() => this.ctx.db.transaction().execute(async (trx) => {
+    // Fast path: the first report for each message id, all in ONE statement (its own transaction).
+    // The rest (no mid, a second report for the same message in this batch, an id we do not know,
+    // which may still resolve by provider id) goes through the general path afterwards, in order.
+    const outcomes = new Array<ReportOutcome | undefined>(reports.length);
+    const seen = new Set<string>();
+    const first: number[] = [];
+    for (let i = 0; i < reports.length; i++) {
+      const id = reports[i]!.messageId;
+      if (id && !seen.has(id)) {
+        seen.add(id);
+        first.push(i);
+      }
+    }
+    if (first.length) {
+      const fast = await withRetry(() => applyByMessageId(this.ctx, first.map((i) => reports[i]!)));
+      first.forEach((i, k) => (outcomes[i] = fast[k]));
+    }
+    const rest: number[] = [];
+    for (let i = 0; i < reports.length; i++) if (outcomes[i] === undefined) rest.push(i);
+    if (rest.length) {
+      const slow = await this.commitGeneral(rest.map((i) => reports[i]!));
+      rest.forEach((i, k) => (outcomes[i] = slow[k]));
+    }
+    const result = outcomes as ReportOutcome[];
+    this.stats.batches++;
+    for (const o of result) this.stats[o]++;
+    if (result.includes('applied')) this.ctx.outbox.kick();
+    return result;
+  }
+
+  /** The general path: lock, decide in JS, write (handles fallbacks and repeats in one batch). */
+  private async commitGeneral(reports: DeliveryReport[]): Promise<ReportOutcome[]> {
+    return withRetry(() => this.ctx.db.transaction().execute(async (trx) => {
       // Our own callbacks carry mid=<message id>; the provider id is the fallback (rare, so a second query).
       const ids = [...new Set(reports.flatMap((r) => (r.messageId ? [r.messageId] : [])))];
       const byId = new Map<string, MessageRow>();
@@ -121,9 +155,97 @@ export class DeliveryReports {
       await writeChanges(trx, { rows: [...changed.values()], history, announce }, this.ctx.clock);
       return result;
     }));
-    this.stats.batches++;
-    for (const o of outcomes) this.stats[o]++;
-    if (outcomes.includes('applied')) this.ctx.outbox.kick();
-    return outcomes;
   }
+}
+
+/** What a report sets when it moves a message to a final status (same rules as the general path). */
+function finalErrorOf(report: DeliveryReport): { code: string | null; message: string | null } {
+  if (report.status === 'DELIVERED') return { code: null, message: null };
+  const code = report.carrierCode !== '0' ? `CARRIER_${report.carrierCode}` : report.status === 'EXPIRED' ? 'EXPIRED' : 'CARRIER_UNKNOWN';
+  const message = report.status === 'EXPIRED'
+    ? `The carrier gave up delivering before the message's validity ran out (Mocean dlr-status 3, error code ${report.carrierCode})`
+    : `The carrier could not deliver the message (Mocean dlr-status 2, error code ${report.carrierCode})`;
+  return { code, message };
+}
+
+/**
+ * Applies reports for DISTINCT message ids in ONE statement (so one round trip and one implicit
+ * transaction): lock the rows in id order, move those whose status ranks below the report's (a
+ * status before SENT first gets the implied SENT, as in the general path), and insert the history
+ * rows and outbox events in the same statement. A message we do not have comes back undefined, for
+ * the general path to try by provider id. Every DLR status ranks 4, so "advances" means the current
+ * status is one of SCHEDULED, QUEUED, SENDING, SENT.
+ */
+async function applyByMessageId(ctx: MessagingContext, reports: DeliveryReport[]): Promise<Array<ReportOutcome | undefined>> {
+  const rows = reports.map((r, i) => {
+    const err = finalErrorOf(r);
+    return { i, id: r.messageId, pmid: r.providerMessageId, status: r.status, at: r.at, ec: err.code, em: err.message, se: newId(), fe: newId() };
+  });
+  const time = ctx.clock.now().toISOString();
+  const result = await sql<{ i: number; o: string }>`
+    with r as (
+      select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+        as r(i int, id text, pmid text, status text, at timestamptz, ec text, em text, se uuid, fe uuid)
+    ), cur as (
+      select m.id, m.status, m.direction, m.provider_message_id, m.error_code
+        from messages m
+       where m.id in (select id from r)
+       order by m.id
+         for update
+    ), p as (
+      select r.*, cur.status in ('SCHEDULED', 'QUEUED', 'SENDING', 'SENT') as adv,
+             cur.status in ('SCHEDULED', 'QUEUED', 'SENDING') as implied,
+             cur.provider_message_id is null as no_pmid, cur.error_code as old_ec
+        from r join cur on cur.id = r.id
+       where cur.direction = 'OUTBOUND'
+    ), u as (
+      update messages m set
+             status = case when p.adv then p.status else m.status end,
+             provider_message_id = coalesce(m.provider_message_id, p.pmid),
+             provider = coalesce(m.provider, 'mocean'),
+             lease_until = case when p.adv then null else m.lease_until end,
+             updated_at = p.at,
+             sent_at = case when p.implied then coalesce(m.sent_at, p.at) else m.sent_at end,
+             delivered_at = case when p.adv and p.status = 'DELIVERED' then p.at else m.delivered_at end,
+             error_code = case when p.adv then p.ec else m.error_code end,
+             error_message = case when p.adv then p.em else m.error_message end
+        from p
+       where m.id = p.id and (p.adv or p.no_pmid)
+      returning m.id, m.contact_id, m.to_number, m.from_number, m.category, m.status, m.segments, m.price_amount, m.price_currency,
+                m.provider, m.provider_message_id, m.error_code, m.correlation
+    ), h as (
+      insert into message_status_history (message_id, status, at, detail)
+      select id, status, at, detail from (
+        select p.i, 0 as k, p.id, 'SENT' as status, p.at, 'implied by a delivery report' as detail from p where p.implied
+        union all
+        select p.i, 1, p.id, p.status, p.at, case when p.status = 'DELIVERED' then null else p.em end from p where p.adv
+      ) x order by i, k
+    ), ev as (
+      select p.se as eid, 'SENT' as status, p.old_ec as ec, u.id, u.contact_id, u.to_number, u.from_number, u.category, u.segments,
+             u.price_amount, u.price_currency, u.provider, u.provider_message_id, u.correlation
+        from p join u on u.id = p.id where p.implied
+      union all
+      select p.fe, u.status, u.error_code, u.id, u.contact_id, u.to_number, u.from_number, u.category, u.segments,
+             u.price_amount, u.price_currency, u.provider, u.provider_message_id, u.correlation
+        from p join u on u.id = p.id where p.adv
+    ), o as (
+      insert into outbox (id, subject, event)
+      select ev.eid, 'messaging.message.' || lower(ev.status),
+             jsonb_build_object(
+               'specversion', '1.0', 'id', ev.eid, 'source', ${EVENT_SOURCE}::text, 'type', 'messaging.message.' || lower(ev.status),
+               'time', ${time}::text, 'datacontenttype', 'application/json',
+               'data', jsonb_build_object(
+                 'messageId', ev.id, 'contactId', ev.contact_id, 'to', ev.to_number, 'from', ev.from_number, 'category', ev.category,
+                 'status', ev.status, 'segments', ev.segments,
+                 'price', case when ev.price_amount is not null and coalesce(ev.price_currency, '') <> ''
+                               then jsonb_build_object('amount', ev.price_amount::text, 'currency', ev.price_currency) end,
+                 'provider', ev.provider, 'providerMessageId', ev.provider_message_id, 'errorCode', ev.ec, 'correlation', ev.correlation))
+        from ev order by ev.eid
+    )
+    select r.i, case when p.id is null then (case when exists (select 1 from cur where cur.id = r.id) then 'unknown' else 'missing' end)
+                     when p.adv then 'applied' else 'ignored' end as o
+      from r left join p on p.i = r.i`.execute(ctx.db);
+  const out = new Array<ReportOutcome | undefined>(reports.length);
+  for (const row of result.rows) out[row.i] = row.o === 'missing' ? undefined : (row.o as ReportOutcome);
+  return out;
 }
