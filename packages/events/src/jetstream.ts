@@ -219,3 +219,53 @@ export function subjectMatcher(pattern: string): (subject: string) => boolean {
     return s.length === p.length;
   };
 }
+
+export interface PendingConsumer {
+  /** Settles with the consumer once attached, or undefined when stopped first. */
+  ready: Promise<RunningConsumer | undefined>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a consumer on a stream that another service owns and may not have created yet: retries
+ * quietly in the background until the stream exists, so services can start in any order.
+ */
+export function startConsumerWhenReady(options: ConsumerOptions & { retryMs?: number; warnAfterMs?: number }): PendingConsumer {
+  const retryMs = options.retryMs ?? 1000;
+  const warnAfterMs = options.warnAfterMs ?? 30_000;
+  const since = Date.now();
+  let stopped = false;
+  let warned = false;
+  let wake: (() => void) | undefined;
+  const ready = (async () => {
+    while (!stopped) {
+      try {
+        const consumer = await startConsumer(options);
+        if (!stopped) return consumer;
+        await consumer.stop();
+        return undefined;
+      } catch (err) {
+        if (!warned && Date.now() - since > warnAfterMs) {
+          warned = true;
+          options.logger.warn({ stream: options.stream, durable: options.durable, err: summarize(err) }, `still waiting for stream ${options.stream}; its events are consumed once it exists`);
+        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, retryMs);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+    }
+    return undefined;
+  })();
+  return {
+    ready,
+    async stop() {
+      stopped = true;
+      wake?.();
+      await (await ready)?.stop();
+    },
+  };
+}

@@ -1,8 +1,9 @@
 import { sql } from 'kysely';
+import { newId } from '@textloop/events';
 import type { MessagingContext } from './context';
 import { GroupCommit } from './group-commit';
 import type { ProviderSendResult, SmsProvider } from './providers/provider';
-import { advances, lockMessages, withRetry, writeChanges, type HistoryEntry, type MessageRow } from './status';
+import { advances, EVENT_SOURCE, lockMessages, withRetry, writeChanges, type HistoryEntry, type MessageRow } from './status';
 
 /** A claimed row: what the provider call needs, plus the attempt number that owns the lease. */
 interface Claimed {
@@ -195,8 +196,93 @@ export class Dispatcher {
     void work.finally(() => this.inFlightWork.delete(work));
   }
 
-  /** Records a batch of provider results in ONE transaction (rows locked in id order). */
+  /**
+   * Records a batch of provider results. Acceptances of distinct messages (the bulk) go in ONE
+   * statement; failures and a second result for the same message in this batch take the general
+   * path afterwards, in its own transaction.
+   */
   private async record(outcomes: Outcome[]): Promise<void[]> {
+    const seen = new Set<string>();
+    const fast: Outcome[] = [];
+    const rest: Outcome[] = [];
+    for (const o of outcomes) {
+      if (o.result.ok && !seen.has(o.claimed.id)) {
+        seen.add(o.claimed.id);
+        fast.push(o);
+      } else {
+        rest.push(o);
+      }
+    }
+    if (fast.length) {
+      const sent = await withRetry(() => this.recordAccepted(fast));
+      this.stats.recordBatches++;
+      this.stats.sent += sent;
+      this.ctx.outbox.kick();
+    }
+    if (rest.length) await this.recordGeneral(rest);
+    return outcomes.map(() => undefined);
+  }
+
+  /**
+   * Provider acceptances of distinct messages in ONE statement (an implicit transaction): lock the
+   * rows in id order, learn provider and provider id, SENDING (or earlier) → SENT with its history
+   * row and event; a row a delivery report already moved on keeps its status. Same rules as the
+   * general path. Returns how many were first acceptances.
+   */
+  private async recordAccepted(outcomes: Outcome[]): Promise<number> {
+    const rows = outcomes.map(({ claimed, result, at }) => ({ id: claimed.id, pmid: (result as { providerMessageId: string }).providerMessageId, at, e: newId() }));
+    const provider = this.provider.name;
+    const time = this.ctx.clock.now().toISOString();
+    const result = await sql<{ n: number }>`
+      with r as (
+        select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(id text, pmid text, at timestamptz, e uuid)
+      ), cur as (
+        select m.id, m.status in ('SCHEDULED', 'QUEUED', 'SENDING') as adv, m.sent_at is null as first
+          from messages m
+         where m.id in (select id from r)
+         order by m.id
+           for update
+      ), p as (
+        select r.*, cur.adv, cur.first from r join cur on cur.id = r.id
+      ), u as (
+        update messages m set
+               provider = ${provider}::text,
+               provider_message_id = p.pmid,
+               sent_at = coalesce(m.sent_at, p.at),
+               lease_until = null,
+               status = case when p.adv then 'SENT' else m.status end,
+               error_code = case when p.adv then null else m.error_code end,
+               error_message = case when p.adv then null else m.error_message end,
+               updated_at = p.at
+          from p
+         where m.id = p.id
+        returning m.id, m.contact_id, m.to_number, m.from_number, m.category, m.status, m.segments, m.price_amount, m.price_currency,
+                  m.provider, m.provider_message_id, m.error_code, m.correlation
+      ), h as (
+        insert into message_status_history (message_id, status, at, detail)
+        select p.id, 'SENT', p.at, 'accepted by ' || ${provider}::text || ' as ' || p.pmid from p where p.first order by p.id
+      ), o as (
+        insert into outbox (id, subject, event)
+        select p.e, 'messaging.message.sent',
+               jsonb_build_object(
+                 'specversion', '1.0', 'id', p.e, 'source', ${EVENT_SOURCE}::text, 'type', 'messaging.message.sent',
+                 'time', ${time}::text, 'datacontenttype', 'application/json',
+                 'data', jsonb_build_object(
+                   'messageId', u.id, 'contactId', u.contact_id, 'to', u.to_number, 'from', u.from_number, 'category', u.category,
+                   'status', u.status, 'segments', u.segments,
+                   'price', case when u.price_amount is not null and coalesce(u.price_currency, '') <> ''
+                                 then jsonb_build_object('amount', u.price_amount::text, 'currency', u.price_currency) end,
+                   'provider', u.provider, 'providerMessageId', u.provider_message_id, 'errorCode', u.error_code, 'correlation', u.correlation))
+          from p join u on u.id = p.id
+         where p.adv
+         order by p.e
+      )
+      select count(*)::int as n from p where p.first`.execute(this.ctx.db);
+    return result.rows[0]?.n ?? 0;
+  }
+
+  /** Records a batch of provider results in ONE transaction (rows locked in id order). */
+  private async recordGeneral(outcomes: Outcome[]): Promise<void> {
     const { maxAttempts, retryBaseMs, retryMaxMs } = this.ctx.config.dispatch;
     const counts = { sent: 0, retried: 0, failed: 0 };
     await withRetry(() =>
@@ -267,6 +353,5 @@ export class Dispatcher {
     this.stats.failed += counts.failed;
     this.ctx.outbox.kick();
     if (counts.retried > 0) this.wake?.();
-    return outcomes.map(() => undefined);
   }
 }
