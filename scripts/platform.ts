@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { connect } from 'nats';
-import { dataDir as defaultDataDir, loadSecret, natsUrl as defaultNatsUrl, portOf, type ProcessName, type ServiceName } from '@textloop/service-kit';
+import { dataDir as defaultDataDir, loadSecret, PORT_VARS, natsUrl as defaultNatsUrl, portOf, type ProcessName, type ServiceName } from '@textloop/service-kit';
 import { freePort } from '@textloop/service-kit/testing';
 import { loadApiKeys } from '../services/gateway/src/auth';
 import { REPO_ROOT } from '../services/gateway/src/compose';
@@ -17,14 +17,6 @@ export type { ProcessName };
 /** Start order: the simulator, the subgraphs (they migrate their databases), then the gateway. */
 export const PROCESSES: readonly ProcessName[] = ['carrier-sim', 'contacts', 'messaging', 'scheduling', 'feedback', 'gateway'];
 const SUBGRAPHS: readonly ServiceName[] = ['contacts', 'messaging', 'scheduling', 'feedback'];
-const PORT_VARS: Record<ProcessName, string> = {
-  gateway: 'GATEWAY_PORT',
-  contacts: 'CONTACTS_PORT',
-  messaging: 'MESSAGING_PORT',
-  scheduling: 'SCHEDULING_PORT',
-  feedback: 'FEEDBACK_PORT',
-  'carrier-sim': 'CARRIER_SIM_PORT',
-};
 const KEPT_LINES = 40;
 
 export interface PlatformOptions {

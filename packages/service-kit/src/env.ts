@@ -11,7 +11,8 @@ export const DEFAULT_PORTS = {
   'carrier-sim': 4010,
 } as const;
 
-const PORT_VARS = {
+/** The variable that sets each process's port (runtime.md). */
+export const PORT_VARS = {
   gateway: 'GATEWAY_PORT',
   contacts: 'CONTACTS_PORT',
   messaging: 'MESSAGING_PORT',

@@ -103,8 +103,12 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
     }
   });
   server.keepAliveTimeout = 65_000;
+  return { server, ...listenerFor(server) };
+}
+
+/** listen() and close() for a node:http server, shared by the subgraphs and the gateway. */
+export function listenerFor(server: Server): Pick<HttpService, 'listen' | 'close'> {
   return {
-    server,
     listen(port, host = '127.0.0.1') {
       return new Promise((resolve, reject) => {
         server.once('error', reject);

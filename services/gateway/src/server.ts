@@ -1,11 +1,10 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { ApolloGateway, RemoteGraphQLDataSource } from '@apollo/gateway';
 import { ApolloServer, HeaderMap, type ApolloServerPlugin, type HTTPGraphQLRequest } from '@apollo/server';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { Logger } from 'pino';
-import { INTERNAL_TOKEN_HEADER, KEY_NAME_HEADER, ROLE_HEADER, readBody, sendJson, type HttpService } from '@textloop/service-kit';
+import { INTERNAL_TOKEN_HEADER, KEY_NAME_HEADER, ROLE_HEADER, listenerFor, readBody, sendJson, type HttpService } from '@textloop/service-kit';
 import { authenticate, authorize, type ApiKeys, type Caller } from './auth';
 
 export interface GatewayOptions {
@@ -190,24 +189,7 @@ export function createGateway(options: GatewayOptions): GatewayInstance {
   server.keepAliveTimeout = 65_000;
 
   return {
-    http: {
-      server,
-      listen(port, host = '127.0.0.1') {
-        return new Promise((resolve, reject) => {
-          server.once('error', reject);
-          server.listen(port, host, () => {
-            const address = server.address() as AddressInfo;
-            resolve({ port: address.port, url: `http://${host}:${address.port}` });
-          });
-        });
-      },
-      close() {
-        return new Promise((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
-        });
-      },
-    },
+    http: { server, ...listenerFor(server) },
     async start() {
       await apollo.start();
       started = true;
