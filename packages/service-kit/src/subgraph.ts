@@ -1,4 +1,5 @@
 import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper';
 import type { DocumentNode } from 'graphql';
@@ -15,5 +16,7 @@ export function createSubgraphApollo(typeDefs: DocumentNode, resolvers: GraphQLR
     // runService owns SIGINT/SIGTERM so it can stop workers and close the database in order.
     stopOnTerminationSignals: false,
     logger,
+    // Federated tracing is for Apollo's hosted studio, which a self-hosted gateway never asks for.
+    plugins: [ApolloServerPluginInlineTraceDisabled()],
   });
 }
