@@ -33,6 +33,7 @@ async function main() {
   SERVICES.forEach((s, i) => (env[`${s.toUpperCase()}_DATABASE_URL`] = databases[i]!.url));
   const platform = await startPlatform({ env, ports: 'free', natsUrl: nats.url, quiet: true });
   const messagingDb = new pg.Pool({ connectionString: databases[1]!.url, max: 2 });
+  messagingDb.on('error', (err) => log(`bench: idle database connection failed: ${err.message}`));
   try {
     const gql = async (query: string, variables: Record<string, unknown>) => {
       const res = await fetch(platform.urls.graphql, {

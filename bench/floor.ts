@@ -17,6 +17,7 @@ export async function measureFloor(options: {
   concurrency?: number;
 }): Promise<{ seconds: number; perSecond: number }> {
   const db = new pg.Pool({ connectionString: options.databaseUrl, max: 8 });
+  db.on('error', (err) => process.stderr.write(`floor: idle database connection failed: ${err.message}\n`));
   await db.query(`create table if not exists floor_messages (
     id bigint primary key, phone text not null, status text not null,
     provider_id text, created_at timestamptz not null default now(), delivered_at timestamptz)`);

@@ -201,7 +201,7 @@ export function createCarrierSim(options: CarrierSimOptions): CarrierSim {
     logger,
     maxAttempts: options.maxAttempts ?? 12,
     retryBaseMs: options.retryBaseMs ?? 200,
-    connections: 32,
+    connections: 128, // a carrier posts many reports at once; 32 capped reports at 32 × the platform's ack time
     onAttempt(kind: PostKind, ok: boolean) {
       if (kind === 'dlr') {
         if (ok) stats.dlrPosted++;
