@@ -98,7 +98,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): MessagingConfig {
       batchSize: int(env, 'DISPATCH_BATCH_SIZE', 200, 1, 5000),
       concurrency: int(env, 'DISPATCH_CONCURRENCY', 128, 1, 4096),
       pollMs: int(env, 'DISPATCH_POLL_MS', 200, 5, 60_000),
-      maxAttempts: int(env, 'SEND_MAX_ATTEMPTS', 8, 1, 100),
+      // 20 attempts with the default backoff keep retrying for about an hour: an outage delays messages, it does not fail them.
+      maxAttempts: int(env, 'SEND_MAX_ATTEMPTS', 20, 1, 100),
       retryBaseMs: int(env, 'SEND_RETRY_BASE_MS', 1000, 1, 3_600_000),
       retryMaxMs: int(env, 'SEND_RETRY_MAX_MS', 300_000, 1, 86_400_000),
     },

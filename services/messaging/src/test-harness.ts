@@ -75,6 +75,7 @@ export async function startHarness(prefix: string, env: Record<string, string> =
         PROVIDER_TIMEOUT_MS: '1000',
         SEND_RETRY_BASE_MS: '50',
         SEND_RETRY_MAX_MS: '200',
+        SEND_MAX_ATTEMPTS: '8',
         CONTACT_WAIT_MS: '2000',
         SMS_SENDERS: 'GB:TextloopUK',
         ...env,
