@@ -70,22 +70,49 @@ export async function applyConsent(
 ): Promise<void> {
   const d = event.data;
   const version = eventVersion(event);
-  await ctx.db.transaction().execute(async (trx) => {
-    if (await isErased(trx, d.contactId)) return;
-    // A stub (no profile yet) when this overtook contacts.contact.created; the snapshot fills it in.
-    const inserted = await trx
-      .insertInto('contacts')
-      .values({ id: d.contactId, phone: d.phone, subscribed, consent_version: version, profile_version: null, updated_at: ctx.clock.now() })
-      .onConflict((oc) => oc.column('id').doNothing())
-      .executeTakeFirst();
-    if (Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0) return;
-    await trx
-      .updateTable('contacts')
-      .set({ subscribed, consent_version: version, updated_at: ctx.clock.now() })
-      .where('id', '=', d.contactId)
-      .where((eb) => eb.or([eb('consent_version', 'is', null), eb('consent_version', '<', version)]))
-      .execute();
-  });
+  const now = ctx.clock.now();
+  const suppressed = await withRetry(() =>
+    ctx.db.transaction().execute(async (trx) => {
+      if (await isErased(trx, d.contactId)) return 0;
+      // A stub (no profile yet) when this overtook contacts.contact.created; the snapshot fills it in.
+      const inserted = await trx
+        .insertInto('contacts')
+        .values({ id: d.contactId, phone: d.phone, subscribed, consent_version: version, profile_version: null, updated_at: now })
+        .onConflict((oc) => oc.column('id').doNothing())
+        .executeTakeFirst();
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) {
+        const updated = await trx
+          .updateTable('contacts')
+          .set({ subscribed, consent_version: version, updated_at: now })
+          .where('id', '=', d.contactId)
+          .where((eb) => eb.or([eb('consent_version', 'is', null), eb('consent_version', '<', version)]))
+          .executeTakeFirst();
+        if (Number(updated.numUpdatedRows ?? 0) === 0) return 0;
+      }
+      if (subscribed) return 0;
+      // Consent is checked when a message is accepted; one still waiting (a retry during a provider
+      // outage, a scheduled send) must not go out after the opt-out either.
+      const pending: MessageRow[] = (
+        await trx
+          .selectFrom('messages')
+          .selectAll()
+          .where('contact_id', '=', d.contactId)
+          .where('direction', '=', 'OUTBOUND')
+          .where('status', 'in', ['QUEUED', 'SCHEDULED'])
+          .orderBy('id')
+          .forUpdate()
+          .execute()
+      ).map((row) => ({ ...row, status: 'SUPPRESSED', error_code: 'OPTED_OUT', error_message: 'The contact unsubscribed before the message was sent', lease_until: null, updated_at: now }));
+      if (pending.length === 0) return 0;
+      await writeChanges(
+        trx,
+        { rows: pending, history: pending.map((r) => ({ messageId: r.id, status: 'SUPPRESSED' as const, at: now, detail: 'contact unsubscribed' })), announce: pending },
+        ctx.clock,
+      );
+      return pending.length;
+    }),
+  );
+  if (suppressed > 0) ctx.outbox.kick();
 }
 
 export async function applyVerified(ctx: MessagingContext, event: CloudEvent<EventData<'contacts.contact.verified'>>): Promise<void> {

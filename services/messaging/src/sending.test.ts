@@ -129,6 +129,29 @@ describe('sendMessage', () => {
     expect(batch.data.sendMessages[0].id).toBe(batch.data.sendMessages[1].id);
   });
 
+  it('suppresses a message still waiting to be sent when the contact opts out', async () => {
+    const contactId = await seedContact('+14155550156');
+    await h.simJson('PUT', '/api/rules', [{ match: '+14155550156', outcome: 'HTTP_500' }]);
+    try {
+      const sent = await h.gql(SEND, { input: { contactId, body: 'Still interested?' } });
+      const id = sent.data.sendMessage.id;
+      // The provider is down, so it waits for a retry; then the contact unsubscribes.
+      await waitForRow(async () => (await h.gql(`query($id: ID!) { message(id: $id) { statusHistory { status } } }`, { id })).data.message.statusHistory.length >= 3, 'a failed attempt');
+      await h.publish('contacts.contact.unsubscribed', { contactId, phone: '+14155550156', reason: 'API' });
+      const message = await waitForRow(async () => {
+        const m = (await h.gql(`query($id: ID!) { message(id: $id) { status errorCode } }`, { id })).data.message;
+        return m.status === 'SUPPRESSED' ? m : undefined;
+      }, 'the waiting message to be suppressed');
+      expect(message.errorCode).toBe('OPTED_OUT');
+      await h.simJson('PUT', '/api/rules', []);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(await h.handset('+14155550156')).toHaveLength(0);
+      expect((await h.gql(`query($id: ID!) { message(id: $id) { status } }`, { id })).data.message.status).toBe('SUPPRESSED');
+    } finally {
+      await h.simJson('PUT', '/api/rules', []);
+    }
+  });
+
   it('suppresses messages to unsubscribed contacts, by contact and by number', async () => {
     const contactId = await seedContact('+14155550154');
     await h.publish('contacts.contact.unsubscribed', { contactId, phone: '+14155550154', reason: 'STOP_KEYWORD' });
