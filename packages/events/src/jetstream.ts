@@ -37,41 +37,55 @@ export interface OutgoingEvent {
 
 const encoder = new TextEncoder();
 
+export interface BatchResult {
+  /** Ids the server stored (or dropped as duplicates of an earlier publish). */
+  acked: string[];
+  /** Ids it refused or that could not be sent, with why; the caller keeps them to retry. */
+  refused: Array<{ id: string; reason: string }>;
+}
+
 /**
- * Publishes many events to JetStream and resolves once the server has acknowledged every one
- * (stored, or dropped as a duplicate of the same Nats-Msg-Id); rejects if any was refused or
- * unanswered. js.publish() makes a request object, timer and promise per event; here one inbox
- * subscription collects all the acks, which costs a fraction of that at outbox volumes.
+ * Publishes many events to JetStream and reports, per event, whether the server acknowledged it
+ * (stored, or dropped as a duplicate of the same Nats-Msg-Id). Events unanswered within the timeout
+ * count as refused. js.publish() makes a request object, timer and promise per event; here one
+ * inbox subscription collects all the acks, which costs a fraction of that at outbox volumes.
  */
-export function publishBatch(nc: NatsConnection, events: OutgoingEvent[], timeoutMs = 10_000): Promise<void> {
-  if (events.length === 0) return Promise.resolve();
+export function publishBatch(nc: NatsConnection, events: OutgoingEvent[], timeoutMs = 10_000): Promise<BatchResult> {
+  const result: BatchResult = { acked: [], refused: [] };
+  if (events.length === 0) return Promise.resolve(result);
   const inbox = createInbox();
+  const answered = new Array<boolean>(events.length).fill(false);
   let remaining = events.length;
-  const refused: string[] = [];
-  return new Promise<void>((resolve, reject) => {
+  return new Promise<BatchResult>((resolve) => {
+    const settle = (i: number, reason?: string) => {
+      if (answered[i]) return;
+      answered[i] = true;
+      if (reason) result.refused.push({ id: events[i]!.id, reason });
+      else result.acked.push(events[i]!.id);
+      if (--remaining === 0) finish();
+    };
     const finish = () => {
       clearTimeout(timer);
       sub.unsubscribe();
-      if (refused.length) reject(new Error(`JetStream refused ${refused.length} of ${events.length} events: ${refused.slice(0, 3).join('; ')}`));
-      else resolve();
+      resolve(result);
     };
     const timer = setTimeout(() => {
-      refused.push(`${remaining} unacknowledged after ${timeoutMs} ms`);
-      finish();
+      for (let i = 0; i < events.length; i++) settle(i, `unacknowledged after ${timeoutMs} ms`);
     }, timeoutMs);
     const sub = nc.subscribe(`${inbox}.*`, {
       callback: (_err, msg) => {
+        const i = Number(msg.subject.slice(inbox.length + 1));
+        if (!Number.isInteger(i) || i < 0 || i >= events.length) return;
         if (msg.headers?.hasError) {
-          refused.push(`${msg.headers.code} ${msg.headers.description} (is there a stream for this subject?)`);
-        } else {
-          try {
-            const ack = JSON.parse(msg.string()) as { error?: { description?: string } };
-            if (ack.error) refused.push(ack.error.description ?? 'error');
-          } catch {
-            refused.push('unreadable acknowledgement');
-          }
+          settle(i, `${msg.headers.code} ${msg.headers.description} (is there a stream for this subject?)`);
+          return;
         }
-        if (--remaining === 0) finish();
+        try {
+          const ack = JSON.parse(msg.string()) as { error?: { description?: string } };
+          settle(i, ack.error ? (ack.error.description ?? 'error') : undefined);
+        } catch {
+          settle(i, 'unreadable acknowledgement');
+        }
       },
     });
     for (let i = 0; i < events.length; i++) {
@@ -79,7 +93,12 @@ export function publishBatch(nc: NatsConnection, events: OutgoingEvent[], timeou
       const h = natsHeaders();
       h.set('Nats-Msg-Id', e.id);
       h.set('content-type', CLOUDEVENTS_CONTENT_TYPE);
-      nc.publish(e.subject, encoder.encode(e.payload), { reply: `${inbox}.${i}`, headers: h });
+      try {
+        nc.publish(e.subject, encoder.encode(e.payload), { reply: `${inbox}.${i}`, headers: h });
+      } catch (err) {
+        // e.g. larger than the server's max_payload: this one can never go, the others still can.
+        settle(i, (err as Error).message);
+      }
     }
   });
 }
@@ -93,7 +112,7 @@ export interface ConsumerOptions {
   /** Runs once per valid event; throwing naks with backoff. Must be idempotent (redelivery happens). */
   handle: (event: CloudEvent<any>, subject: string) => Promise<void>;
   logger: MinimalLogger;
-  /** Only events published after the consumer first appears (default); 'all' replays the stream. */
+  /** Where a new durable starts: 'all' (default) replays the stream, so nothing published before it is missed; 'new' skips history. */
   deliver?: 'new' | 'all';
   maxInFlight?: number;
 }
@@ -119,7 +138,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
   const config = {
     durable_name: durable,
     ack_policy: AckPolicy.Explicit,
-    deliver_policy: options.deliver === 'all' ? DeliverPolicy.All : DeliverPolicy.New,
+    deliver_policy: options.deliver === 'new' ? DeliverPolicy.New : DeliverPolicy.All,
     ...(single ? { filter_subject: single } : {}),
     ack_wait: 30 * 1e9,
     max_ack_pending: 10_000,

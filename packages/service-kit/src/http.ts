@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApolloServer, HeaderMap, type BaseContext } from '@apollo/server';
@@ -89,10 +90,11 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
         return await route(req, res, body);
       }
       if (url.pathname === '/graphql' && apollo) {
-        if (options.internalToken && req.headers[INTERNAL_TOKEN_HEADER] !== options.internalToken) {
+        if (options.internalToken && !sameSecret(req.headers[INTERNAL_TOKEN_HEADER], options.internalToken)) {
           return sendJson(res, 403, { errors: [{ message: 'Subgraphs answer only the Textloop gateway; send your request to the gateway.', extensions: { code: 'FORBIDDEN' } }] });
         }
-        return await serveGraphql(apollo, req, res, url, limit);
+        // Behind the gateway every request names its role; without one, assume the least.
+        return await serveGraphql(apollo, req, res, url, limit, options.internalToken ? 'viewer' : 'admin');
       }
       sendJson(res, 404, { error: `no route ${req.method} ${url.pathname}` });
     } catch (err) {
@@ -127,7 +129,15 @@ export function listenerFor(server: Server): Pick<HttpService, 'listen' | 'close
   };
 }
 
-async function serveGraphql(apollo: ApolloServer<RequestContext>, req: IncomingMessage, res: ServerResponse, url: URL, limit: number) {
+/** Constant-time comparison, so response timing does not reveal how much of a guess was right. */
+export function sameSecret(given: string | string[] | undefined, expected: string): boolean {
+  if (typeof given !== 'string') return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+async function serveGraphql(apollo: ApolloServer<RequestContext>, req: IncomingMessage, res: ServerResponse, url: URL, limit: number, defaultRole: Role) {
   const headers = new HeaderMap();
   for (const [key, value] of Object.entries(req.headers)) {
     if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
@@ -141,7 +151,7 @@ async function serveGraphql(apollo: ApolloServer<RequestContext>, req: IncomingM
       return sendJson(res, 400, { errors: [{ message: 'The request body is not valid JSON.', extensions: { code: 'BAD_REQUEST' } }] });
     }
   }
-  const role = (headers.get(ROLE_HEADER) as RequestContext['role'] | undefined) ?? 'admin';
+  const role = (headers.get(ROLE_HEADER) as Role | undefined) ?? defaultRole;
   const keyName = headers.get(KEY_NAME_HEADER);
   const result = await apollo.executeHTTPGraphQLRequest({
     httpGraphQLRequest: { method: req.method ?? 'GET', headers, search: url.search, body },

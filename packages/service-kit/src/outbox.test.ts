@@ -81,3 +81,33 @@ describe('outbox relay on real Postgres and NATS', () => {
     }
   });
 });
+
+describe('an event JetStream can never take', () => {
+  it('stays queued without holding back the events behind it', async () => {
+    const database = await createTestDatabase('kit_refused');
+    const deps = await buildDeps<any>({ name: 'contacts', migrations, streams: ['CONTACTS'], target: { kind: 'postgres', url: database.url }, natsUrl: nats.url, logger: silentLogger });
+    try {
+      const seen: string[] = [];
+      const consumer = await startConsumer({
+        js: deps.nats.js, jsm: deps.nats.jsm, stream: 'CONTACTS', durable: 'kit-refused', filterSubjects: ['contacts.contact.deleted'], logger: silentLogger,
+        handle: async (event) => {
+          seen.push(event.data.contactId);
+        },
+      });
+      const huge = 'x'.repeat(2 * 1024 * 1024); // beyond NATS's default 1 MB max_payload
+      await deps.db.transaction().execute(async (trx) => {
+        await enqueueEvents(trx, 'textloop/contacts', [{ subject: 'contacts.contact.deleted', data: { contactId: huge } }]);
+        await enqueueEvents(trx, 'textloop/contacts', [{ subject: 'contacts.contact.deleted', data: { contactId: 'after-the-huge-one' } }]);
+      });
+      deps.outbox.kick();
+      await waitFor(() => seen.includes('after-the-huge-one'), { what: 'the event behind the refused one' });
+      const left = await sql<{ n: number }>`select count(*)::int as n from outbox`.execute(deps.db);
+      expect(left.rows[0]!.n).toBe(1);
+      expect(deps.outbox.refused).toBeGreaterThan(0);
+      await consumer.stop();
+    } finally {
+      await deps.close();
+      await database.drop();
+    }
+  });
+});

@@ -44,6 +44,7 @@ export class OutboxRelay {
   private loopDone?: Promise<void>;
   private kicked = false;
   published = 0;
+  refused = 0;
 
   constructor(
     private readonly db: Kysely<any>,
@@ -107,10 +108,17 @@ export class OutboxRelay {
       const rows = await sql<{ id: string; subject: string; event: string }>`
         select id, subject, event::text as event from outbox order by id limit ${limit} for update skip locked`.execute(trx);
       if (rows.rows.length === 0) return 0;
-      await publishBatch(this.nc, rows.rows.map((r) => ({ subject: r.subject, id: r.id, payload: r.event })));
-      await (trx as Kysely<OutboxTables>).deleteFrom('outbox').where('id', 'in', rows.rows.map((r) => r.id)).execute();
-      this.published += rows.rows.length;
-      return rows.rows.length;
+      const { acked, refused } = await publishBatch(this.nc, rows.rows.map((r) => ({ subject: r.subject, id: r.id, payload: r.event })));
+      if (acked.length) await (trx as Kysely<OutboxTables>).deleteFrom('outbox').where('id', 'in', acked).execute();
+      if (refused.length) {
+        // Refused rows stay and are retried; they must not hold back the events behind them.
+        this.refused += refused.length;
+        const first = refused[0]!;
+        if (acked.length === 0) throw new Error(`JetStream refused ${refused.length} outbox events (first ${first.id}: ${first.reason})`);
+        this.logger.warn({ refused: refused.length, first }, 'JetStream refused outbox events; they stay queued and are retried');
+      }
+      this.published += acked.length;
+      return acked.length;
     });
   }
 }

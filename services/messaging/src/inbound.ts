@@ -37,6 +37,8 @@ export interface InboundContext {
  * A step of inbound handling, run in the transaction that stores the message, in order. STOP/START
  * keywords, survey replies and conversations slot in here (later issues).
  */
+const MAX_INBOUND_TEXT = 40_000;
+
 export type InboundStep = (inbound: InboundContext) => Promise<void>;
 
 /** Reads a Mocean inbound (MO) report; a string is what is wrong with it. */
@@ -49,6 +51,9 @@ export function parseInbound(params: URLSearchParams): InboundSms | string {
   const to = /^\d{7,15}$/.test(rawTo) ? (fromMoceanNumber(rawTo) ?? rawTo) : rawTo;
   const text = params.get('mocean-text');
   if (text === null) return 'mocean-text is missing';
+  // A concatenated SMS is at most 255 segments (~39,000 characters); anything longer is not an SMS,
+  // and its event would exceed NATS's payload limit.
+  if (text.length > MAX_INBOUND_TEXT) return `mocean-text is longer than ${MAX_INBOUND_TEXT} characters`;
   return { from, to, text, providerTime: params.get('mocean-time')?.trim() || undefined };
 }
 
