@@ -189,16 +189,18 @@ async function importChunk(
     .columns(CONTACT_COLUMNS)
     .expression(sql`select ${sql.join(CONTACT_COLUMNS.map((c) => sql.ref(`r.${c}`)))} from jsonb_to_recordset(${JSON.stringify(writes)}::jsonb) as r(${RECORD_TYPE})`)
     .onConflict((oc) =>
-      oc.column('phone').doUpdateSet((eb) => ({
-        external_id: eb.ref('excluded.external_id'),
-        first_name: eb.ref('excluded.first_name'),
-        last_name: eb.ref('excluded.last_name'),
-        email: eb.ref('excluded.email'),
-        locale: eb.ref('excluded.locale'),
-        timezone: eb.ref('excluded.timezone'),
-        attributes: eb.ref('excluded.attributes'),
-        tags: eb.ref('excluded.tags'),
-        updated_at: eb.ref('excluded.updated_at'),
+      // coalesce: a contact another request created after our read keeps the fields this row lacks
+      // (for contacts we read, the row already carries their merged values).
+      oc.column('phone').doUpdateSet(() => ({
+        external_id: sql`coalesce(excluded.external_id, contacts.external_id)`,
+        first_name: sql`coalesce(excluded.first_name, contacts.first_name)`,
+        last_name: sql`coalesce(excluded.last_name, contacts.last_name)`,
+        email: sql`coalesce(excluded.email, contacts.email)`,
+        locale: sql`coalesce(excluded.locale, contacts.locale)`,
+        timezone: sql`excluded.timezone`,
+        attributes: sql`excluded.attributes`,
+        tags: sql`excluded.tags`,
+        updated_at: sql`excluded.updated_at`,
       })),
     )
     .returningAll()
