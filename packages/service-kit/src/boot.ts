@@ -64,7 +64,7 @@ export async function buildDeps<DB>(options: BuildDepsOptions): Promise<ServiceD
     await opened.close();
     throw err;
   }
-  const outbox = new OutboxRelay(opened.db as Kysely<any>, nats.nc, logger);
+  const outbox = new OutboxRelay(opened.db as Kysely<any>, nats.nc, logger, { lockRows: opened.kind === 'postgres' });
   outbox.start();
   return {
     name: options.name,

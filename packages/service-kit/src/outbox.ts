@@ -50,7 +50,12 @@ export class OutboxRelay {
     private readonly db: Kysely<any>,
     private readonly nc: NatsConnection,
     private readonly logger: Logger,
-    private readonly options: { batchSize?: number; idleMs?: number } = {},
+    /**
+     * lockRows (Postgres): claim rows FOR UPDATE SKIP LOCKED inside a transaction, so instances
+     * share the work. Embedded PGlite has one connection and one instance: holding a transaction
+     * open while waiting on NATS would stall every other query, so it reads, publishes, then deletes.
+     */
+    private readonly options: { batchSize?: number; idleMs?: number; lockRows?: boolean } = {},
   ) {}
 
   start(): void {
@@ -102,25 +107,29 @@ export class OutboxRelay {
   }
 
   private async publishBatch(): Promise<number> {
-    const limit = this.options.batchSize ?? 500;
-    return this.db.transaction().execute(async (trx) => {
-      // event::text: published as stored, without parsing and re-serialising each one.
-      const rows = await sql<{ id: string; subject: string; event: string }>`
-        select id, subject, event::text as event from outbox order by id limit ${limit} for update skip locked`.execute(trx);
-      if (rows.rows.length === 0) return 0;
-      const { acked, refused } = await publishBatch(this.nc, rows.rows.map((r) => ({ subject: r.subject, id: r.id, payload: r.event })));
-      if (acked.length) await (trx as Kysely<OutboxTables>).deleteFrom('outbox').where('id', 'in', acked).execute();
-      if (refused.length) {
-        // Refused rows stay and are retried; they must not hold back the events behind them.
-        this.refused += refused.length;
-        const first = refused[0]!;
-        if (acked.length === 0) throw new Error(`JetStream refused ${refused.length} outbox events (first ${first.id}: ${first.reason})`);
-        this.logger.warn({ refused: refused.length, first }, 'JetStream refused outbox events; they stay queued and are retried');
-      }
-      this.published += acked.length;
-      return acked.length;
-    });
+    if (this.options.lockRows === false) return this.publishRows(this.db, '');
+    return this.db.transaction().execute((trx) => this.publishRows(trx, 'for update skip locked'));
   }
+
+  private async publishRows(db: Kysely<any>, lock: '' | 'for update skip locked'): Promise<number> {
+    const limit = this.options.batchSize ?? 500;
+    // event::text: published as stored, without parsing and re-serialising each one.
+    const rows = await sql<{ id: string; subject: string; event: string }>`
+      select id, subject, event::text as event from outbox order by id limit ${limit} ${sql.raw(lock)}`.execute(db);
+    if (rows.rows.length === 0) return 0;
+    const { acked, refused } = await publishBatch(this.nc, rows.rows.map((r) => ({ subject: r.subject, id: r.id, payload: r.event })));
+    if (acked.length) await (db as Kysely<OutboxTables>).deleteFrom('outbox').where('id', 'in', acked).execute();
+    if (refused.length) {
+      // Refused rows stay and are retried; they must not hold back the events behind them.
+      this.refused += refused.length;
+      const first = refused[0]!;
+      if (acked.length === 0) throw new Error(`JetStream refused ${refused.length} outbox events (first ${first.id}: ${first.reason})`);
+      this.logger.warn({ refused: refused.length, first }, 'JetStream refused outbox events; they stay queued and are retried');
+    }
+    this.published += acked.length;
+    return acked.length;
+  }
+
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
