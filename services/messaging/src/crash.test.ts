@@ -7,7 +7,7 @@ import { contactData, MESSAGE_FIELDS, startHarness, waitForRow, WEBHOOK_SECRET, 
 // instances it needs, so it decides who claims what.
 let h: Harness;
 beforeAll(async () => {
-  h = await startHarness('msg_crash', { DISPATCH_ENABLED: 'false', DISPATCH_LEASE_MS: '400', PROVIDER_TIMEOUT_MS: '300' });
+  h = await startHarness('msg_crash', { DISPATCH_ENABLED: 'false', DISPATCH_LEASE_MS: '2000', PROVIDER_TIMEOUT_MS: '1000' });
 });
 afterAll(async () => {
   await h?.close();
@@ -25,7 +25,7 @@ async function messages(ids: string[]) {
 describe('crash safety', () => {
   it('a dispatcher that dies after the provider accepted is replaced without losing or duplicating anything', async () => {
     // Delivery reports come late, so the replacement has to resend before anything is known.
-    await h.simJson('PUT', '/api/rules', [{ match: '+1305555', outcome: 'DELIVERED', dlrDelayMs: 2000 }]);
+    await h.simJson('PUT', '/api/rules', [{ match: '+1305555', outcome: 'DELIVERED', dlrDelayMs: 8000 }]);
     const phones = [0, 1, 2, 3, 4].map((i) => `+1305555010${i}`);
     const sent = await h.gql(`mutation($inputs: [SendMessageInput!]!) { sendMessages(inputs: $inputs) { id status } }`, {
       inputs: phones.map((to, i) => ({ to, body: `Message ${i} of the crash test` })),
@@ -51,24 +51,31 @@ describe('crash safety', () => {
 
     // Instance B finds the expired leases and resends with the same textloop-ref.
     const b = await h.startInstance(DISPATCHING);
-    const done = await waitForRow(async () => {
-      const ms = await messages(ids);
-      return ms.every((m) => m.status === 'DELIVERED') ? ms : undefined;
-    }, 'every message delivered');
-    const stats = await h.simJson('GET', '/api/stats');
-    expect(stats.accepted).toBe(5);
-    expect(stats.deduplicated).toBe(5);
-    for (const [i, phone] of phones.entries()) {
-      const inbox = await h.handset(phone);
-      expect(inbox.map((m) => m.text)).toEqual([`Message ${i} of the crash test`]);
-      expect(statuses(done[i])).toEqual(['QUEUED', 'SENDING', 'SENDING', 'SENT', 'DELIVERED']);
-      expect(done[i].statusHistory[2].detail).toMatch(/lease expired/);
-      expect(done[i].providerMessageId).toBe(inbox[0]!.msgid);
+    try {
+      const done = await waitForRow(async () => {
+        const ms = await messages(ids);
+        return ms.every((m) => m.status === 'DELIVERED') ? ms : undefined;
+      }, 'every message delivered', 20_000);
+      const stats = await h.simJson('GET', '/api/stats');
+      expect(stats.accepted).toBe(5);
+      // At least one resend each; on a slow machine a resend can itself outlive its lease and be
+      // resent again — the provider still accepts each message once.
+      expect(stats.deduplicated).toBeGreaterThanOrEqual(5);
+      for (const [i, phone] of phones.entries()) {
+        const inbox = await h.handset(phone);
+        expect(inbox.map((m) => m.text)).toEqual([`Message ${i} of the crash test`]);
+        const history = statuses(done[i]);
+        expect(history.slice(0, 3)).toEqual(['QUEUED', 'SENDING', 'SENDING']);
+        expect(history.slice(-2)).toEqual(['SENT', 'DELIVERED']);
+        expect(done[i].statusHistory[2].detail).toMatch(/lease expired/);
+        expect(done[i].providerMessageId).toBe(inbox[0]!.msgid);
+      }
+      const rows = await h.main.deps.db.selectFrom('messages').select('attempts').where('id', 'in', ids).execute();
+      expect(rows.every((r) => r.attempts >= 2)).toBe(true);
+    } finally {
+      await b.stop();
+      await h.simJson('PUT', '/api/rules', []);
     }
-    const rows = await h.main.deps.db.selectFrom('messages').select('attempts').where('id', 'in', ids).execute();
-    expect(rows.every((r) => r.attempts === 2)).toBe(true);
-    await b.stop();
-    await h.simJson('PUT', '/api/rules', []);
   });
 
   it('a late SENT never overwrites DELIVERED, and reports never move a message backwards', async () => {
