@@ -12,7 +12,7 @@ import { startPlatform } from '../scripts/platform';
 import { measureFloor } from './floor';
 
 const argIndex = process.argv.indexOf('--messages');
-const N = Number(argIndex > 0 ? process.argv[argIndex + 1] : process.env.BENCH_MESSAGES ?? 10_000);
+const N = Number(argIndex > 0 ? process.argv[argIndex + 1] : (process.env.BENCH_MESSAGES ?? 10_000));
 const CHUNK = 500;
 const IN_FLIGHT = 4;
 const SIM_KEY = 'textloop-sim';
@@ -85,7 +85,13 @@ async function main() {
 
     log('bench: measuring the floor (insert, provider POST, delivery report, update)…');
     await fetch(new URL('/api/handsets', platform.urls.carrierSim), { method: 'DELETE' });
-    const floor = await measureFloor({ databaseUrl: floorDb.url, simUrl: platform.urls.carrierSim.replace(/\/$/, ''), apiKey: SIM_KEY, apiSecret: SIM_SECRET, phones: phones('+1416555') });
+    const floor = await measureFloor({
+      databaseUrl: floorDb.url,
+      simUrl: platform.urls.carrierSim.replace(/\/$/, ''),
+      apiKey: SIM_KEY,
+      apiSecret: SIM_SECRET,
+      phones: phones('+1416555'),
+    });
 
     const rate = N / seconds;
     const rows: Array<[string, string]> = [

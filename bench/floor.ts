@@ -36,10 +36,7 @@ export async function measureFloor(options: {
     flushing = true;
     const batch = pending;
     pending = [];
-    await db.query(
-      `update floor_messages set status = 'DELIVERED', delivered_at = now() where id = any($1::bigint[])`,
-      [batch.map((b) => b.id)],
-    );
+    await db.query(`update floor_messages set status = 'DELIVERED', delivered_at = now() where id = any($1::bigint[])`, [batch.map((b) => b.id)]);
     for (const b of batch) b.res.end('ok');
     delivered += batch.length;
     flushing = false;
@@ -64,10 +61,11 @@ export async function measureFloor(options: {
   const concurrency = options.concurrency ?? 128;
   for (let start = 0; start < n; start += chunk) {
     const ids = options.phones.slice(start, start + chunk).map((_, i) => start + i);
-    await db.query(
-      `insert into floor_messages (id, phone, status) select * from unnest($1::bigint[], $2::text[], $3::text[])`,
-      [ids, ids.map((i) => options.phones[i]), ids.map(() => 'QUEUED')],
-    );
+    await db.query(`insert into floor_messages (id, phone, status) select * from unnest($1::bigint[], $2::text[], $3::text[])`, [
+      ids,
+      ids.map((i) => options.phones[i]),
+      ids.map(() => 'QUEUED'),
+    ]);
     const results: Array<[number, string]> = [];
     let next = 0;
     await Promise.all(

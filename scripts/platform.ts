@@ -195,19 +195,24 @@ const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]', '0.0.0.0'
 async function ensureNats(url: string, dir: string): Promise<Child | undefined> {
   const state = await natsAnswers(url);
   if (state === 'jetstream') return undefined;
-  if (state === 'no-jetstream') throw new PlatformStartError(`NATS at ${url} answers but has no JetStream; run it with -js (nats-server -js) or point NATS_URL at one that has it.`);
+  if (state === 'no-jetstream')
+    throw new PlatformStartError(`NATS at ${url} answers but has no JetStream; run it with -js (nats-server -js) or point NATS_URL at one that has it.`);
   const target = new URL(url);
   const howToGet =
     'Install nats-server (https://docs.nats.io/running-a-nats-service/introduction/installation: e.g. `apt install nats-server`, ' +
     '`brew install nats-server`, or `docker run -p 4222:4222 nats -js`), or set NATS_URL to a NATS server with JetStream.';
-  if (!LOCAL_HOSTS.has(target.hostname)) throw new PlatformStartError(`Nothing answers at NATS_URL=${url}. Start that server, or unset NATS_URL to use a local one.`);
+  if (!LOCAL_HOSTS.has(target.hostname))
+    throw new PlatformStartError(`Nothing answers at NATS_URL=${url}. Start that server, or unset NATS_URL to use a local one.`);
   if (spawnSync('sh', ['-c', 'command -v nats-server'], { stdio: 'ignore' }).status !== 0) {
     throw new PlatformStartError(`Nothing answers at ${url} and nats-server is not on PATH. ${howToGet}`);
   }
   const store = join(dir, 'nats');
   mkdirSync(store, { recursive: true });
   const host = target.hostname === 'localhost' ? '127.0.0.1' : target.hostname.replace(/^\[|\]$/g, '');
-  const nats = track('nats-server', spawn('nats-server', ['-a', host, '-p', target.port || '4222', '-js', '-sd', store], { stdio: ['ignore', 'pipe', 'pipe'], detached: true }));
+  const nats = track(
+    'nats-server',
+    spawn('nats-server', ['-a', host, '-p', target.port || '4222', '-js', '-sd', store], { stdio: ['ignore', 'pipe', 'pipe'], detached: true }),
+  );
   const deadline = Date.now() + 15_000;
   for (;;) {
     if ((await natsAnswers(url)) === 'jetstream') return nats;
@@ -232,7 +237,8 @@ async function waitHealthy(child: Child, url: string, deadline: number): Promise
     } catch {
       // Not listening yet.
     }
-    if (Date.now() > deadline) throw new PlatformStartError(`${child.name} did not become healthy at ${url} in time; its last lines follow.`, child.lines, child.name);
+    if (Date.now() > deadline)
+      throw new PlatformStartError(`${child.name} did not become healthy at ${url} in time; its last lines follow.`, child.lines, child.name);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -257,10 +263,15 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   for (const name of PROCESSES) {
     ports[name] = options.ports === 'free' ? await freePort() : (options.ports?.[name] ?? portOf(name, baseEnv));
   }
-  const hosts = Object.fromEntries(PROCESSES.map((n) => [n, hostFor(n === 'carrier-sim' ? baseEnv.CARRIER_SIM_HOST : baseEnv.HOST)])) as Record<ProcessName, string>;
+  const hosts = Object.fromEntries(PROCESSES.map((n) => [n, hostFor(n === 'carrier-sim' ? baseEnv.CARRIER_SIM_HOST : baseEnv.HOST)])) as Record<
+    ProcessName,
+    string
+  >;
   for (const name of PROCESSES) {
     if (!(await portIsFree(ports[name], hosts[name]))) {
-      throw new PlatformStartError(`Port ${ports[name]} (${name}, ${PORT_VARS[name]}) is already in use. Is Textloop already running? Stop it, or choose another port with ${PORT_VARS[name]}.`);
+      throw new PlatformStartError(
+        `Port ${ports[name]} (${name}, ${PORT_VARS[name]}) is already in use. Is Textloop already running? Stop it, or choose another port with ${PORT_VARS[name]}.`,
+      );
     }
   }
 
@@ -280,7 +291,12 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     const entry = join(REPO_ROOT, 'services', name, 'src', 'index.ts');
     // NODE_ARGS passes flags to every process, e.g. NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
     const nodeArgs = processEnv.NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [];
-    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', entry], { cwd: REPO_ROOT, env: processEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', entry], {
+      cwd: REPO_ROOT,
+      env: processEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     return track(name, child, forwardFor(name));
   };
   let natsChild: Child | undefined;
@@ -320,7 +336,9 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     throw err;
   }
 
-  const unexpectedExit = Promise.race([...children, ...(natsChild ? [natsChild] : [])].map((c) => c.exited.then((exit) => (stopped ? new Promise<never>(() => {}) : exit))));
+  const unexpectedExit = Promise.race(
+    [...children, ...(natsChild ? [natsChild] : [])].map((c) => c.exited.then((exit) => (stopped ? new Promise<never>(() => {}) : exit))),
+  );
   const base = (name: ProcessName) => `http://${hosts[name]}:${ports[name]}`;
   const webhookBase = (baseEnv.PUBLIC_WEBHOOK_URL || base('messaging')).replace(/\/+$/, '');
   return {
@@ -353,7 +371,11 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       const old = children.find((c) => c.name === name && !c.exit);
       if (old) await stopChild(old);
       const fresh = launch(name, { ...env, ...extraEnv });
-      children.splice(children.findIndex((c) => c.name === name), 1, fresh);
+      children.splice(
+        children.findIndex((c) => c.name === name),
+        1,
+        fresh,
+      );
       await waitHealthy(fresh, `http://${hosts[name]}:${ports[name]}/healthz`, Date.now() + readyTimeoutMs);
     },
   };

@@ -73,6 +73,8 @@ process.on('SIGINT', () => void shutdown('SIGINT', 0));
 process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
 process.on('SIGHUP', () => void shutdown('SIGHUP', 0));
 void platform.unexpectedExit.then((exit) => {
-  console.error(`\n${exit.name} exited unexpectedly (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}); its last lines:\n${lastLines(exit.name, exit.lastLines)}`);
+  console.error(
+    `\n${exit.name} exited unexpectedly (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}); its last lines:\n${lastLines(exit.name, exit.lastLines)}`,
+  );
   return shutdown(`${exit.name} is gone`, 1);
 });

@@ -32,7 +32,9 @@ describe('a contact created from a national number gets a templated SMS and it i
     const contact = created.createContact;
     expect(contact).toMatchObject({ phone: '+14155550100', country: 'US', timezone: 'America/Los_Angeles', subscribed: true });
 
-    await e2e.gql(`mutation { createTemplate(input: { name: "order_shipped", body: "Hi {{ contact.firstName }}, order {{ orderId }} ({{ contact.attributes.plan }}) has shipped." }) { id } }`);
+    await e2e.gql(
+      `mutation { createTemplate(input: { name: "order_shipped", body: "Hi {{ contact.firstName }}, order {{ orderId }} ({{ contact.attributes.plan }}) has shipped." }) { id } }`,
+    );
 
     const delivered: any[] = [];
     const sub = nc.subscribe('messaging.message.delivered');
@@ -84,7 +86,9 @@ describe('a contact created from a national number gets a templated SMS and it i
     sub.unsubscribe();
 
     // Contact.messages is contributed by messaging through federation.
-    const { contact: withMessages } = await e2e.gql(`query($c: ID!) { contact(id: $c) { phone messages { totalCount nodes { id status } } } }`, { c: contact.id });
+    const { contact: withMessages } = await e2e.gql(`query($c: ID!) { contact(id: $c) { phone messages { totalCount nodes { id status } } } }`, {
+      c: contact.id,
+    });
     expect(withMessages.messages).toEqual({ totalCount: 1, nodes: [{ id, status: 'DELIVERED' }] });
   }, 60_000);
 
@@ -112,7 +116,11 @@ describe('killing messaging mid-send', () => {
     const count = 300;
     const phones = Array.from({ length: count }, (_, i) => `+1415555${String(2000 + i).padStart(4, '0')}`);
     // Reports take a moment, so some messages are in flight at every stage when the process dies.
-    await e2e.sim('/api/rules', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ match: '+1415555', outcome: 'DELIVERED', dlrDelayMs: 300 }]) });
+    await e2e.sim('/api/rules', {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify([{ match: '+1415555', outcome: 'DELIVERED', dlrDelayMs: 300 }]),
+    });
     const before = await e2e.sim('/api/stats');
 
     const { sendMessages } = await e2e.gql(`mutation($inputs: [SendMessageInput!]!) { sendMessages(inputs: $inputs) { id } }`, {

@@ -25,7 +25,9 @@ afterAll(async () => {
 
 it('keeps all data across a restart of every process (embedded PGlite)', async () => {
   e2e = await startE2E({ prefix: 'restart', embedded: true, dataDir, nats });
-  const { createContact } = await e2e.gql(`mutation { createContact(input: { phone: "+442079460958", firstName: "Grace", externalId: "u-42" }) { id timezone } }`);
+  const { createContact } = await e2e.gql(
+    `mutation { createContact(input: { phone: "+442079460958", firstName: "Grace", externalId: "u-42" }) { id timezone } }`,
+  );
   expect(createContact.timezone).toBe('Europe/London');
   await e2e.gql(`mutation { createTemplate(input: { name: "welcome", body: "Welcome {{ contact.firstName }}!" }) { id } }`);
   const { sendMessage } = await e2e.gql(`mutation($c: ID!) { sendMessage(input: { contactId: $c, template: "welcome" }) { id } }`, { c: createContact.id });

@@ -34,7 +34,15 @@ const seenBySubgraph: Array<Record<string, string | string[] | undefined>> = [];
 
 async function startSubgraph(name: 'scheduling' | 'feedback', migrations: Record<string, any>, create: (deps: any) => ServiceInstance): Promise<Running> {
   const database = await createTestDatabase(`gw_${name}`);
-  const deps = await buildDeps<any>({ name, migrations, streams: [], target: { kind: 'postgres', url: database.url }, natsUrl: nats.url, logger: silentLogger, internalToken: INTERNAL_TOKEN });
+  const deps = await buildDeps<any>({
+    name,
+    migrations,
+    streams: [],
+    target: { kind: 'postgres', url: database.url },
+    natsUrl: nats.url,
+    logger: silentLogger,
+    internalToken: INTERNAL_TOKEN,
+  });
   const instance = create(deps);
   const { url } = await instance.http.listen(0);
   await instance.start();
@@ -66,7 +74,11 @@ beforeAll(async () => {
     seenBySubgraph.push(req.headers);
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
-    const forwarded = await fetch(`${subgraphs.feedback!.url}/graphql`, { method: 'POST', headers: req.headers as Record<string, string>, body: Buffer.concat(chunks) });
+    const forwarded = await fetch(`${subgraphs.feedback!.url}/graphql`, {
+      method: 'POST',
+      headers: req.headers as Record<string, string>,
+      body: Buffer.concat(chunks),
+    });
     res.writeHead(forwarded.status, { 'content-type': forwarded.headers.get('content-type') ?? 'application/json' });
     res.end(Buffer.from(await forwarded.arrayBuffer()));
   });
@@ -115,13 +127,29 @@ describe('gateway', () => {
 
     const automationId = newId();
     const scheduling = subgraphs.scheduling!.deps.db;
-    await scheduling.insertInto('automations').values({ id: automationId, name: 'Ask after delivery', trigger_event: 'order.delivered', steps: '[]' }).execute();
+    await scheduling
+      .insertInto('automations')
+      .values({ id: automationId, name: 'Ask after delivery', trigger_event: 'order.delivered', steps: '[]' })
+      .execute();
     await scheduling.insertInto('automation_runs').values({ id: newId(), automation_id: automationId, contact_id: 'contact-1' }).execute();
-    await subgraphs.feedback!.deps.db.insertInto('survey_responses').values({ id: newId(), survey_id: surveyId, contact_id: 'contact-1', score: 10, responded_at: '2026-11-27T10:00:00Z' }).execute();
+    await subgraphs
+      .feedback!.deps.db.insertInto('survey_responses')
+      .values({ id: newId(), survey_id: surveyId, contact_id: 'contact-1', score: 10, responded_at: '2026-11-27T10:00:00Z' })
+      .execute();
 
-    const joined = await post({ query: '{ automationRuns { automation { name } contact { id surveyResponses { score category survey { name } } } } }' }, as('viewer-key'));
+    const joined = await post(
+      { query: '{ automationRuns { automation { name } contact { id surveyResponses { score category survey { name } } } } }' },
+      as('viewer-key'),
+    );
     expect(joined.body).toEqual({
-      data: { automationRuns: [{ automation: { name: 'Ask after delivery' }, contact: { id: 'contact-1', surveyResponses: [{ score: 10, category: 'PROMOTER', survey: { name: 'NPS' } }] } }] },
+      data: {
+        automationRuns: [
+          {
+            automation: { name: 'Ask after delivery' },
+            contact: { id: 'contact-1', surveyResponses: [{ score: 10, category: 'PROMOTER', survey: { name: 'NPS' } }] },
+          },
+        ],
+      },
     });
   });
 
@@ -204,7 +232,10 @@ describe('gateway with a subgraph it cannot use', () => {
     try {
       const res = await post({ query: '{ surveys { id } }' }, as('admin-key'), `${url}/graphql`);
       expect(res.body.data).toBeNull();
-      expect(res.body.errors[0]).toMatchObject({ message: 'The feedback service is not reachable right now; try again shortly.', extensions: { code: 'SERVICE_UNAVAILABLE', service: 'feedback' } });
+      expect(res.body.errors[0]).toMatchObject({
+        message: 'The feedback service is not reachable right now; try again shortly.',
+        extensions: { code: 'SERVICE_UNAVAILABLE', service: 'feedback' },
+      });
       const other = await post({ query: '{ automations { name } }' }, as('admin-key'), `${url}/graphql`);
       expect(other.body).toEqual({ data: { automations: [{ name: 'Ask after delivery' }] } });
     } finally {

@@ -51,7 +51,9 @@ describe('startPlatform', () => {
   });
 
   it('serves the federated API through the gateway with the development key', async () => {
-    const created = await graphql('mutation { createContact(input: { phone: "+14155550142", firstName: "Ann" }) { id automationRuns { id } surveyResponses { id } } }');
+    const created = await graphql(
+      'mutation { createContact(input: { phone: "+14155550142", firstName: "Ann" }) { id automationRuns { id } surveyResponses { id } } }',
+    );
     expect(created.body.errors).toBeUndefined();
     expect(created.body.data.createContact).toMatchObject({ automationRuns: [], surveyResponses: [] });
     const listed = await graphql('{ contacts { totalCount } automations { id } surveys { id } }');
@@ -89,13 +91,18 @@ describe('startPlatform', () => {
   });
 
   it('refuses to start in production without API_KEYS', async () => {
-    await expect(startPlatform({ env: { ...process.env, NODE_ENV: 'production', API_KEYS: '' }, dataDir, ports: 'free', natsUrl, quiet: true })).rejects.toThrow(/API_KEYS is not set/);
+    await expect(
+      startPlatform({ env: { ...process.env, NODE_ENV: 'production', API_KEYS: '' }, dataDir, ports: 'free', natsUrl, quiet: true }),
+    ).rejects.toThrow(/API_KEYS is not set/);
   });
 
   it('stops every process, and the nats-server it started', async () => {
     await platform.stop();
     for (const name of PROCESSES) {
-      const answered = await fetch(`http://127.0.0.1:${platform.ports[name]}/healthz`).then(() => true, () => false);
+      const answered = await fetch(`http://127.0.0.1:${platform.ports[name]}/healthz`).then(
+        () => true,
+        () => false,
+      );
       expect(answered, name).toBe(false);
     }
     const natsPort = Number(new URL(natsUrl).port);

@@ -7,7 +7,10 @@ export interface E2E {
   nats: TestNats;
   gql<T = any>(query: string, variables?: Record<string, unknown>): Promise<T>;
   /** Like gql, but returns the errors instead of throwing on them. */
-  gqlRaw(query: string, variables?: Record<string, unknown>): Promise<{ data?: any; errors?: Array<{ message: string; extensions?: Record<string, unknown> }> }>;
+  gqlRaw(
+    query: string,
+    variables?: Record<string, unknown>,
+  ): Promise<{ data?: any; errors?: Array<{ message: string; extensions?: Record<string, unknown> }> }>;
   sim(path: string, init?: RequestInit): Promise<any>;
   close(): Promise<void>;
 }

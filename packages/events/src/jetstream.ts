@@ -266,7 +266,10 @@ export function startConsumerWhenReady(options: ConsumerOptions & { retryMs?: nu
       } catch (err) {
         if (!warned && Date.now() - since > warnAfterMs) {
           warned = true;
-          options.logger.warn({ stream: options.stream, durable: options.durable, err: summarize(err) }, `still waiting for stream ${options.stream}; its events are consumed once it exists`);
+          options.logger.warn(
+            { stream: options.stream, durable: options.durable, err: summarize(err) },
+            `still waiting for stream ${options.stream}; its events are consumed once it exists`,
+          );
         }
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, retryMs);

@@ -11,7 +11,17 @@ const correlation = json.optional().nullable();
 
 export const messageCategory = z.enum(['TRANSACTIONAL', 'MARKETING', 'OTP', 'SURVEY', 'SUPPORT']);
 export const messageStatus = z.enum([
-  'SCHEDULED', 'QUEUED', 'SENDING', 'SENT', 'DELIVERED', 'UNDELIVERED', 'FAILED', 'EXPIRED', 'SUPPRESSED', 'CANCELED', 'RECEIVED',
+  'SCHEDULED',
+  'QUEUED',
+  'SENDING',
+  'SENT',
+  'DELIVERED',
+  'UNDELIVERED',
+  'FAILED',
+  'EXPIRED',
+  'SUPPRESSED',
+  'CANCELED',
+  'RECEIVED',
 ]);
 
 export const contactSnapshot = z.object({
@@ -110,8 +120,13 @@ export const subjects = {
 
   'feedback.cmd.send_survey': z.object({ requestId: z.string(), surveyId: z.string(), contactId: z.string(), correlation }),
   'feedback.response.recorded': z.object({
-    responseId: z.string(), surveyId: z.string(), invitationId: z.string(), contactId: z.string(),
-    score: z.number().int().min(0).max(10), category: z.enum(['PROMOTER', 'PASSIVE', 'DETRACTOR']), touchpoint: z.string().nullish(),
+    responseId: z.string(),
+    surveyId: z.string(),
+    invitationId: z.string(),
+    contactId: z.string(),
+    score: z.number().int().min(0).max(10),
+    category: z.enum(['PROMOTER', 'PASSIVE', 'DETRACTOR']),
+    touchpoint: z.string().nullish(),
   }),
   'feedback.comment.recorded': z.object({ responseId: z.string(), contactId: z.string(), comment: z.string() }),
   'feedback.detractor.detected': z.object({ responseId: z.string(), contactId: z.string(), score: z.number().int(), surveyId: z.string() }),

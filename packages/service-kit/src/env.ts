@@ -45,9 +45,10 @@ export function dataDir(env: NodeJS.ProcessEnv = process.env): string {
  * Where a service keeps its data: an explicit per-service URL, else database textloop_<service>
  * on the DATABASE_URL server, else an embedded PGlite folder under DATA_DIR.
  */
-export function databaseTarget(service: ServiceName, env: NodeJS.ProcessEnv = process.env):
-  | { kind: 'postgres'; url: string }
-  | { kind: 'pglite'; dir: string } {
+export function databaseTarget(
+  service: ServiceName,
+  env: NodeJS.ProcessEnv = process.env,
+): { kind: 'postgres'; url: string } | { kind: 'pglite'; dir: string } {
   const own = env[`${service.toUpperCase()}_DATABASE_URL`];
   if (own) return { kind: 'postgres', url: own };
   if (env.DATABASE_URL) {

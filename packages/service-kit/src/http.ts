@@ -28,7 +28,19 @@ export interface HttpServiceOptions {
   maxBodyBytes?: number;
 }
 
-const KNOWN_CODES = new Set(['BAD_USER_INPUT', 'NOT_FOUND', 'CONFLICT', 'UNAUTHENTICATED', 'FORBIDDEN', 'RATE_LIMITED', 'GRAPHQL_VALIDATION_FAILED', 'GRAPHQL_PARSE_FAILED', 'BAD_REQUEST', 'PERSISTED_QUERY_NOT_FOUND', 'OPERATION_RESOLUTION_FAILURE']);
+const KNOWN_CODES = new Set([
+  'BAD_USER_INPUT',
+  'NOT_FOUND',
+  'CONFLICT',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'RATE_LIMITED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'GRAPHQL_PARSE_FAILED',
+  'BAD_REQUEST',
+  'PERSISTED_QUERY_NOT_FOUND',
+  'OPERATION_RESOLUTION_FAILURE',
+]);
 
 /** Keeps stack traces and SQL away from clients; logs what was hidden. */
 export function formatErrorFor(logger: Logger) {
@@ -38,7 +50,10 @@ export function formatErrorFor(logger: Logger) {
       const { stacktrace: _s, ...extensions } = formatted.extensions ?? {};
       return { ...formatted, extensions };
     }
-    logger.error({ err: error instanceof Error ? { message: error.message, stack: error.stack } : error, path: formatted.path }, 'unexpected error in resolver');
+    logger.error(
+      { err: error instanceof Error ? { message: error.message, stack: error.stack } : error, path: formatted.path },
+      'unexpected error in resolver',
+    );
     return { message: 'Internal server error; the details are in the service log.', path: formatted.path, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
   };
 }
@@ -91,7 +106,9 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
       }
       if (url.pathname === '/graphql' && apollo) {
         if (options.internalToken && !sameSecret(req.headers[INTERNAL_TOKEN_HEADER], options.internalToken)) {
-          return sendJson(res, 403, { errors: [{ message: 'Subgraphs answer only the Textloop gateway; send your request to the gateway.', extensions: { code: 'FORBIDDEN' } }] });
+          return sendJson(res, 403, {
+            errors: [{ message: 'Subgraphs answer only the Textloop gateway; send your request to the gateway.', extensions: { code: 'FORBIDDEN' } }],
+          });
         }
         // Behind the gateway every request names its role; without one, assume the least.
         return await serveGraphql(apollo, req, res, url, limit, options.internalToken ? 'viewer' : 'admin');

@@ -12,7 +12,10 @@ import { createTestDatabase, startTestNats, waitFor, type TestNats } from './tes
 const migrations: Record<string, Migration> = {
   '2026-11-27T10-00-00_widgets': {
     async up(db) {
-      await db.schema.createTable('widget').addColumn('id', 'text', (c) => c.primaryKey()).execute();
+      await db.schema
+        .createTable('widget')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .execute();
     },
   },
 };
@@ -28,11 +31,23 @@ afterAll(async () => {
 describe('outbox relay on real Postgres and NATS', () => {
   it('publishes only committed events, as CloudEvents with Nats-Msg-Id, and consumers dedupe', async () => {
     const database = await createTestDatabase('kit');
-    const deps = await buildDeps<any>({ name: 'contacts', migrations, streams: ['CONTACTS'], target: { kind: 'postgres', url: database.url }, natsUrl: nats.url, logger: silentLogger });
+    const deps = await buildDeps<any>({
+      name: 'contacts',
+      migrations,
+      streams: ['CONTACTS'],
+      target: { kind: 'postgres', url: database.url },
+      natsUrl: nats.url,
+      logger: silentLogger,
+    });
     try {
       const seen: CloudEvent[] = [];
       const consumer = await startConsumer({
-        js: deps.nats.js, jsm: deps.nats.jsm, stream: 'CONTACTS', durable: 'kit-test', filterSubjects: ['contacts.contact.deleted'], logger: silentLogger,
+        js: deps.nats.js,
+        jsm: deps.nats.jsm,
+        stream: 'CONTACTS',
+        durable: 'kit-test',
+        filterSubjects: ['contacts.contact.deleted'],
+        logger: silentLogger,
         handle: async (event) => {
           if (await markProcessed(deps.db, 'kit-test', event.id)) seen.push(event);
         },
@@ -41,10 +56,13 @@ describe('outbox relay on real Postgres and NATS', () => {
         await trx.insertInto('widget').values({ id: 'a' }).execute();
         await enqueueEvents(trx, 'textloop/contacts', [{ subject: 'contacts.contact.deleted', data: { contactId: 'a' } }]);
       });
-      await deps.db.transaction().execute(async (trx) => {
-        await enqueueEvents(trx, 'textloop/contacts', [{ subject: 'contacts.contact.deleted', data: { contactId: 'rolled-back' } }]);
-        await sql`select 1/0`.execute(trx);
-      }).catch(() => {});
+      await deps.db
+        .transaction()
+        .execute(async (trx) => {
+          await enqueueEvents(trx, 'textloop/contacts', [{ subject: 'contacts.contact.deleted', data: { contactId: 'rolled-back' } }]);
+          await sql`select 1/0`.execute(trx);
+        })
+        .catch(() => {});
       deps.outbox.kick();
       await waitFor(() => seen.length >= 1, { what: 'the committed event' });
       // A crash between publish and delete re-publishes the same id; the server drops it.
@@ -67,10 +85,24 @@ describe('outbox relay on real Postgres and NATS', () => {
   it('keeps data in embedded PGlite across reopen', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tl-pglite-'));
     try {
-      const first = await buildDeps<any>({ name: 'contacts', migrations, streams: [], target: { kind: 'pglite', dir }, natsUrl: nats.url, logger: silentLogger });
+      const first = await buildDeps<any>({
+        name: 'contacts',
+        migrations,
+        streams: [],
+        target: { kind: 'pglite', dir },
+        natsUrl: nats.url,
+        logger: silentLogger,
+      });
       await first.db.insertInto('widget').values({ id: 'kept' }).execute();
       await first.close();
-      const second = await buildDeps<any>({ name: 'contacts', migrations, streams: [], target: { kind: 'pglite', dir }, natsUrl: nats.url, logger: silentLogger });
+      const second = await buildDeps<any>({
+        name: 'contacts',
+        migrations,
+        streams: [],
+        target: { kind: 'pglite', dir },
+        natsUrl: nats.url,
+        logger: silentLogger,
+      });
       const rows = await second.db.selectFrom('widget').selectAll().execute();
       expect(rows).toEqual([{ id: 'kept' }]);
       const count = await sql<{ n: number }>`select count(*) as n from widget`.execute(second.db);
@@ -85,11 +117,23 @@ describe('outbox relay on real Postgres and NATS', () => {
 describe('an event JetStream can never take', () => {
   it('stays queued without holding back the events behind it', async () => {
     const database = await createTestDatabase('kit_refused');
-    const deps = await buildDeps<any>({ name: 'contacts', migrations, streams: ['CONTACTS'], target: { kind: 'postgres', url: database.url }, natsUrl: nats.url, logger: silentLogger });
+    const deps = await buildDeps<any>({
+      name: 'contacts',
+      migrations,
+      streams: ['CONTACTS'],
+      target: { kind: 'postgres', url: database.url },
+      natsUrl: nats.url,
+      logger: silentLogger,
+    });
     try {
       const seen: string[] = [];
       const consumer = await startConsumer({
-        js: deps.nats.js, jsm: deps.nats.jsm, stream: 'CONTACTS', durable: 'kit-refused', filterSubjects: ['contacts.contact.deleted'], logger: silentLogger,
+        js: deps.nats.js,
+        jsm: deps.nats.jsm,
+        stream: 'CONTACTS',
+        durable: 'kit-refused',
+        filterSubjects: ['contacts.contact.deleted'],
+        logger: silentLogger,
         handle: async (event) => {
           seen.push(event.data.contactId);
         },

@@ -117,7 +117,10 @@ export class OutboxRelay {
     const rows = await sql<{ id: string; subject: string; event: string }>`
       select id, subject, event::text as event from outbox order by id limit ${limit} ${sql.raw(lock)}`.execute(db);
     if (rows.rows.length === 0) return 0;
-    const { acked, refused } = await publishBatch(this.nc, rows.rows.map((r) => ({ subject: r.subject, id: r.id, payload: r.event })));
+    const { acked, refused } = await publishBatch(
+      this.nc,
+      rows.rows.map((r) => ({ subject: r.subject, id: r.id, payload: r.event })),
+    );
     if (acked.length) await (db as Kysely<OutboxTables>).deleteFrom('outbox').where('id', 'in', acked).execute();
     if (refused.length) {
       // Refused rows stay and are retried; they must not hold back the events behind them.
@@ -129,7 +132,6 @@ export class OutboxRelay {
     this.published += acked.length;
     return acked.length;
   }
-
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

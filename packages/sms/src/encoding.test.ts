@@ -1,17 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import {
-  analyzeText,
-  applyGsmReplacements,
-  encodingWarnings,
-  gsmReplacement,
-  isGsm7,
-  moceanCoding,
-  splitSegments,
-} from './encoding';
+import { analyzeText, applyGsmReplacements, encodingWarnings, gsmReplacement, isGsm7, moceanCoding, splitSegments } from './encoding';
 
-const BASIC =
-  '@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !"#¤%&\'()*+,-./0123456789:;<=>?' +
-  '¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà';
+const BASIC = '@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !"#¤%&\'()*+,-./0123456789:;<=>?' + '¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà';
 const EXTENDED = '\f^{}\\[~]|€';
 
 describe('GSM 03.38 character set', () => {
@@ -31,14 +21,11 @@ describe('GSM 03.38 character set', () => {
     expect(analyzeText(EXTENDED).units).toBe(20);
   });
 
-  it.each(['ç', 'á', 'ê', '`', '\t', 'α', 'Ё', '“', '’', '–', '…', '\u00A0', '😀', '中', '\u0301'])(
-    'rejects %j',
-    (ch) => {
-      expect(isGsm7(ch)).toBe(false);
-      expect(isGsm7(`abc${ch}def`)).toBe(false);
-      expect(analyzeText(ch).encoding).toBe('UCS2');
-    },
-  );
+  it.each(['ç', 'á', 'ê', '`', '\t', 'α', 'Ё', '“', '’', '–', '…', '\u00A0', '😀', '中', '\u0301'])('rejects %j', (ch) => {
+    expect(isGsm7(ch)).toBe(false);
+    expect(isGsm7(`abc${ch}def`)).toBe(false);
+    expect(analyzeText(ch).encoding).toBe('UCS2');
+  });
 
   it('treats the empty string as GSM-7 with no segments', () => {
     expect(isGsm7('')).toBe(true);
@@ -247,12 +234,8 @@ describe('encodingWarnings', () => {
   });
 
   it('warns about emoji and their double width', () => {
-    expect(encodingWarnings('Thanks 😀')).toEqual([
-      'Emoji 😀 forces UCS-2 (70 characters per segment) and counts as 2 characters',
-    ]);
-    expect(encodingWarnings('Thanks 😀 👍🏽 😀')).toEqual([
-      'Emoji 😀 👍🏽 force UCS-2 (70 characters per segment) and count as 2 to 4 characters each',
-    ]);
+    expect(encodingWarnings('Thanks 😀')).toEqual(['Emoji 😀 forces UCS-2 (70 characters per segment) and counts as 2 characters']);
+    expect(encodingWarnings('Thanks 😀 👍🏽 😀')).toEqual(['Emoji 😀 👍🏽 force UCS-2 (70 characters per segment) and count as 2 to 4 characters each']);
   });
 
   it('names characters without a GSM equivalent, together with replaceable ones', () => {

@@ -23,9 +23,7 @@ export interface SegmentInfo {
 }
 
 /** GSM 03.38 basic table in code order, without 0x1B (the escape to the extension table). */
-const GSM_BASIC =
-  '@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !"#¤%&\'()*+,-./0123456789:;<=>?' +
-  '¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà';
+const GSM_BASIC = '@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !"#¤%&\'()*+,-./0123456789:;<=>?' + '¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà';
 
 /** Extension table: each is sent as ESC + char, so it costs 2 septets. */
 const GSM_EXTENDED = '\f^{}\\[~]|€';
@@ -57,9 +55,7 @@ export function moceanCoding(encoding: Encoding): 1 | 3 {
 // One shared segmenter: constructing Intl.Segmenter is comparatively costly and
 // analyzeText runs on every keystroke of a message preview.
 const graphemeSegmenter: Intl.Segmenter | undefined =
-  typeof Intl !== 'undefined' && typeof Intl.Segmenter === 'function'
-    ? new Intl.Segmenter(undefined, { granularity: 'grapheme' })
-    : undefined;
+  typeof Intl !== 'undefined' && typeof Intl.Segmenter === 'function' ? new Intl.Segmenter(undefined, { granularity: 'grapheme' }) : undefined;
 
 /** User-perceived characters, so 👍🏽 or e + combining accent count (and are reported) as one. */
 // Printable ASCII and \n: every character is its own grapheme, and Intl.Segmenter costs ~100 µs a message.
@@ -138,31 +134,114 @@ export function analyzeText(text: string): SegmentInfo {
  */
 const REPLACEMENTS: Record<string, string> = {
   // quotes and primes
-  '\u2018': "'", '\u2019': "'", '\u201A': "'", '\u201B': "'", '\u2032': "'", '\u2035': "'",
-  '\u02B9': "'", '\u02BB': "'", '\u02BC': "'", '\u02BD': "'", '\u02C8': "'", '\u0060': "'", '\u00B4': "'",
-  '\u2039': "'", '\u203A': "'",
-  '\u201C': '"', '\u201D': '"', '\u201E': '"', '\u201F': '"', '\u2033': '"', '\u2036': '"',
-  '\u02BA': '"', '\u02DD': '"', '\u00AB': '"', '\u00BB': '"', '\u301D': '"', '\u301E': '"',
+  '\u2018': "'",
+  '\u2019': "'",
+  '\u201A': "'",
+  '\u201B': "'",
+  '\u2032': "'",
+  '\u2035': "'",
+  '\u02B9': "'",
+  '\u02BB': "'",
+  '\u02BC': "'",
+  '\u02BD': "'",
+  '\u02C8': "'",
+  '\u0060': "'",
+  '\u00B4': "'",
+  '\u2039': "'",
+  '\u203A': "'",
+  '\u201C': '"',
+  '\u201D': '"',
+  '\u201E': '"',
+  '\u201F': '"',
+  '\u2033': '"',
+  '\u2036': '"',
+  '\u02BA': '"',
+  '\u02DD': '"',
+  '\u00AB': '"',
+  '\u00BB': '"',
+  '\u301D': '"',
+  '\u301E': '"',
   // dashes, hyphens, minus
-  '\u2010': '-', '\u2011': '-', '\u2012': '-', '\u2013': '-', '\u2014': '-', '\u2015': '-',
-  '\u2212': '-', '\u2043': '-', '\uFE58': '-', '\uFE63': '-', '\uFF0D': '-',
+  '\u2010': '-',
+  '\u2011': '-',
+  '\u2012': '-',
+  '\u2013': '-',
+  '\u2014': '-',
+  '\u2015': '-',
+  '\u2212': '-',
+  '\u2043': '-',
+  '\uFE58': '-',
+  '\uFE63': '-',
+  '\uFF0D': '-',
   // punctuation and symbols
-  '\u2026': '...', '\u2022': '-', '\u00B7': '.', '\u2024': '.', '\u2044': '/', '\u00F7': '/',
-  '\u00D7': 'x', '\u00A9': '(C)', '\u00AE': '(R)', '\u2122': 'TM', '\u00A0': ' ', '\t': ' ',
-  '\u00BC': '1/4', '\u00BD': '1/2', '\u00BE': '3/4', '\u2030': '%o',
+  '\u2026': '...',
+  '\u2022': '-',
+  '\u00B7': '.',
+  '\u2024': '.',
+  '\u2044': '/',
+  '\u00F7': '/',
+  '\u00D7': 'x',
+  '\u00A9': '(C)',
+  '\u00AE': '(R)',
+  '\u2122': 'TM',
+  '\u00A0': ' ',
+  '\t': ' ',
+  '\u00BC': '1/4',
+  '\u00BD': '1/2',
+  '\u00BE': '3/4',
+  '\u2030': '%o',
   // invisible characters that sneak in from copy/paste: dropping them changes nothing visible
-  '\u00AD': '', '\u200B': '', '\u200C': '', '\u200D': '', '\u2060': '', '\uFEFF': '',
+  '\u00AD': '',
+  '\u200B': '',
+  '\u200C': '',
+  '\u200D': '',
+  '\u2060': '',
+  '\uFEFF': '',
   // letters without a canonical decomposition to a GSM letter
-  '\u0142': 'l', '\u0141': 'L', '\u0111': 'd', '\u0110': 'D', '\u0153': 'oe', '\u0152': 'OE',
-  '\u0131': 'i', '\u00F0': 'd', '\u00FE': 'th', '\u00DE': 'Th',
+  '\u0142': 'l',
+  '\u0141': 'L',
+  '\u0111': 'd',
+  '\u0110': 'D',
+  '\u0153': 'oe',
+  '\u0152': 'OE',
+  '\u0131': 'i',
+  '\u00F0': 'd',
+  '\u00FE': 'th',
+  '\u00DE': 'Th',
   // Greek capitals that are indistinguishable from Latin ones (GSM has only Δ Φ Γ Λ Ω Π Ψ Σ Θ Ξ)
-  '\u0391': 'A', '\u0392': 'B', '\u0395': 'E', '\u0396': 'Z', '\u0397': 'H', '\u0399': 'I',
-  '\u039A': 'K', '\u039C': 'M', '\u039D': 'N', '\u039F': 'O', '\u03A1': 'P', '\u03A4': 'T',
-  '\u03A5': 'Y', '\u03A7': 'X',
+  '\u0391': 'A',
+  '\u0392': 'B',
+  '\u0395': 'E',
+  '\u0396': 'Z',
+  '\u0397': 'H',
+  '\u0399': 'I',
+  '\u039A': 'K',
+  '\u039C': 'M',
+  '\u039D': 'N',
+  '\u039F': 'O',
+  '\u03A1': 'P',
+  '\u03A4': 'T',
+  '\u03A5': 'Y',
+  '\u03A7': 'X',
   // Cyrillic homoglyphs, typically pasted by accident into Latin text
-  '\u0410': 'A', '\u0412': 'B', '\u0415': 'E', '\u041A': 'K', '\u041C': 'M', '\u041D': 'H',
-  '\u041E': 'O', '\u0420': 'P', '\u0421': 'C', '\u0422': 'T', '\u0425': 'X',
-  '\u0430': 'a', '\u0435': 'e', '\u043E': 'o', '\u0440': 'p', '\u0441': 'c', '\u0445': 'x', '\u0443': 'y',
+  '\u0410': 'A',
+  '\u0412': 'B',
+  '\u0415': 'E',
+  '\u041A': 'K',
+  '\u041C': 'M',
+  '\u041D': 'H',
+  '\u041E': 'O',
+  '\u0420': 'P',
+  '\u0421': 'C',
+  '\u0422': 'T',
+  '\u0425': 'X',
+  '\u0430': 'a',
+  '\u0435': 'e',
+  '\u043E': 'o',
+  '\u0440': 'p',
+  '\u0441': 'c',
+  '\u0445': 'x',
+  '\u0443': 'y',
 };
 
 /**
@@ -264,8 +343,7 @@ export function encodingWarnings(text: string): string[] {
         warnings.push(`${head}: ${replacing} need ${segmentsText(after.segments)} instead of ${info.segments}`);
       } else if (after.segments === info.segments) {
         warnings.push(
-          `${head}: ${replacing} allow GSM-7 (${GSM7_SINGLE_SEGMENT} characters per segment); ` +
-            `the message is ${segmentsText(info.segments)} either way`,
+          `${head}: ${replacing} allow GSM-7 (${GSM7_SINGLE_SEGMENT} characters per segment); ` + `the message is ${segmentsText(info.segments)} either way`,
         );
       } else {
         // Multi-character replacements (… → ...) can make GSM-7 longer; don't suggest a costlier message.
@@ -278,9 +356,7 @@ export function encodingWarnings(text: string): string[] {
       const other = info.nonGsmCharacters.filter((ch) => !emoji.includes(ch));
       if (other.length > 0) {
         const n = other.length;
-        warnings.push(
-          `${plural(n, 'Character', 'Characters')} ${other.map(displayChar).join(' ')} ${plural(n, 'forces', 'force')} ${ucs2}`,
-        );
+        warnings.push(`${plural(n, 'Character', 'Characters')} ${other.map(displayChar).join(' ')} ${plural(n, 'forces', 'force')} ${ucs2}`);
       }
       if (emoji.length > 0) {
         const n = emoji.length;
@@ -289,9 +365,7 @@ export function encodingWarnings(text: string): string[] {
         const max = Math.max(...widths);
         const width = `${min === max ? min : `${min} to ${max}`} ${plural(max, 'character', 'characters')}`;
         warnings.push(
-          n === 1
-            ? `Emoji ${emoji[0]} forces ${ucs2} and counts as ${width}`
-            : `Emoji ${emoji.join(' ')} force ${ucs2} and count as ${width} each`,
+          n === 1 ? `Emoji ${emoji[0]} forces ${ucs2} and counts as ${width}` : `Emoji ${emoji.join(' ')} force ${ucs2} and count as ${width} each`,
         );
       }
     }
@@ -301,8 +375,7 @@ export function encodingWarnings(text: string): string[] {
     const perPart = info.encoding === 'GSM7' ? GSM7_MULTI_SEGMENT : UCS2_MULTI_SEGMENT;
     const label = info.encoding === 'GSM7' ? 'GSM-7' : 'UCS-2';
     let msg =
-      `Message is ${info.units} ${label} characters and will be sent as ${info.segments} segments ` +
-      `of up to ${perPart} characters, each billed as one SMS`;
+      `Message is ${info.units} ${label} characters and will be sent as ${info.segments} segments ` + `of up to ${perPart} characters, each billed as one SMS`;
     if (info.encoding === 'GSM7') {
       const ext = [...new Set(Array.from(text).filter((c) => extendedSet.has(c)))];
       if (ext.length > 0) {

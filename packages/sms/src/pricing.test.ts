@@ -3,7 +3,34 @@ import { addPrices, defaultPriceTable, priceFor, type PriceTable } from './prici
 
 describe('defaultPriceTable', () => {
   it('covers the common countries plus DEFAULT, with 4-decimal USD prices', () => {
-    const required = ['US', 'CA', 'GB', 'DE', 'FR', 'ES', 'IT', 'NL', 'IE', 'AU', 'NZ', 'IN', 'SG', 'MY', 'PH', 'ID', 'TH', 'BR', 'MX', 'ZA', 'NG', 'KE', 'AE', 'JP', 'KR', 'DEFAULT'];
+    const required = [
+      'US',
+      'CA',
+      'GB',
+      'DE',
+      'FR',
+      'ES',
+      'IT',
+      'NL',
+      'IE',
+      'AU',
+      'NZ',
+      'IN',
+      'SG',
+      'MY',
+      'PH',
+      'ID',
+      'TH',
+      'BR',
+      'MX',
+      'ZA',
+      'NG',
+      'KE',
+      'AE',
+      'JP',
+      'KR',
+      'DEFAULT',
+    ];
     for (const country of required) expect(defaultPriceTable[country], country).toBeDefined();
     expect(Object.keys(defaultPriceTable).length).toBeGreaterThanOrEqual(30);
     for (const [country, row] of Object.entries(defaultPriceTable)) {

@@ -93,9 +93,7 @@ const NANP_ZONES_DATA: Record<string, string> = {
   'America/St_Johns': '709 879',
   'America/Halifax': '782 902',
   'America/Moncton': '428 506',
-  'America/Toronto':
-    '263 354 367 418 438 450 468 514 579 581 819 873 ' +
-    '226 249 289 343 365 382 416 437 519 548 613 647 683 705 742 753 807 905 942',
+  'America/Toronto': '263 354 367 418 438 450 468 514 579 581 819 873 ' + '226 249 289 343 365 382 416 437 519 548 613 647 683 705 742 753 807 905 942',
   'America/Winnipeg': '204 431 584',
   'America/Regina': '306 474 639',
   'America/Edmonton': '368 403 587 780 825',
@@ -104,21 +102,41 @@ const NANP_ZONES_DATA: Record<string, string> = {
 
 /** Brazilian DDD codes outside Brasília time (the rest of Brazil shares America/Sao_Paulo's offset). */
 const BR_DDD_ZONES: Record<string, string> = {
-  '65': 'America/Cuiaba', '66': 'America/Cuiaba', '67': 'America/Campo_Grande', '68': 'America/Rio_Branco',
-  '69': 'America/Porto_Velho', '92': 'America/Manaus', '97': 'America/Manaus', '95': 'America/Boa_Vista',
+  '65': 'America/Cuiaba',
+  '66': 'America/Cuiaba',
+  '67': 'America/Campo_Grande',
+  '68': 'America/Rio_Branco',
+  '69': 'America/Porto_Velho',
+  '92': 'America/Manaus',
+  '97': 'America/Manaus',
+  '95': 'America/Boa_Vista',
 };
 
 /** Mexican area codes outside central time; Mexican mobiles keep their area code, so this covers them too. */
 const MX_AREA_ZONES: Record<string, string> = {
-  '664': 'America/Tijuana', '665': 'America/Tijuana', '686': 'America/Tijuana', '646': 'America/Tijuana',
-  '661': 'America/Tijuana', '662': 'America/Hermosillo', '631': 'America/Hermosillo', '644': 'America/Hermosillo',
-  '612': 'America/Mazatlan', '624': 'America/Mazatlan', '669': 'America/Mazatlan', '667': 'America/Mazatlan',
-  '668': 'America/Mazatlan', '998': 'America/Cancun', '984': 'America/Cancun', '983': 'America/Cancun',
+  '664': 'America/Tijuana',
+  '665': 'America/Tijuana',
+  '686': 'America/Tijuana',
+  '646': 'America/Tijuana',
+  '661': 'America/Tijuana',
+  '662': 'America/Hermosillo',
+  '631': 'America/Hermosillo',
+  '644': 'America/Hermosillo',
+  '612': 'America/Mazatlan',
+  '624': 'America/Mazatlan',
+  '669': 'America/Mazatlan',
+  '667': 'America/Mazatlan',
+  '668': 'America/Mazatlan',
+  '998': 'America/Cancun',
+  '984': 'America/Cancun',
+  '983': 'America/Cancun',
 };
 
 /** Australian geographic (landline) prefixes after the trunk 0; 08 spans WA/SA/NT so it is left out. */
 const AU_PREFIX_ZONES: Record<string, string> = {
-  '2': 'Australia/Sydney', '3': 'Australia/Melbourne', '7': 'Australia/Brisbane',
+  '2': 'Australia/Sydney',
+  '3': 'Australia/Melbourne',
+  '7': 'Australia/Brisbane',
 };
 
 const countryZones = new Map<string, string>(

@@ -22,9 +22,7 @@ export interface SentMessage {
   sentAt: string;
 }
 
-export type ThreadEntry =
-  | { direction: 'in'; message: ReceivedMessage }
-  | { direction: 'out'; message: SentMessage };
+export type ThreadEntry = { direction: 'in'; message: ReceivedMessage } | { direction: 'out'; message: SentMessage };
 
 export interface Handset {
   /** E.164, `+digits`. */

@@ -27,10 +27,7 @@ export function escapeHtml(value: string): string {
 function entryHtml(entry: ThreadEntry): string {
   const m = entry.message;
   const when = entry.direction === 'in' ? entry.message.receivedAt : entry.message.sentAt;
-  const meta =
-    entry.direction === 'in'
-      ? `from ${escapeHtml(m.from)} · ${escapeHtml(entry.message.msgid)}`
-      : `to ${escapeHtml(m.to)}`;
+  const meta = entry.direction === 'in' ? `from ${escapeHtml(m.from)} · ${escapeHtml(entry.message.msgid)}` : `to ${escapeHtml(m.to)}`;
   const coding = m.coding === 1 ? 'GSM-7' : m.coding === 2 ? '8-bit' : 'UCS-2';
   return (
     `<li class="${entry.direction}"><div class="text">${escapeHtml(m.text)}</div>` +
@@ -69,9 +66,7 @@ export function renderPage(data: PageData): string {
     .map(([k, v]) => `<span>${escapeHtml(k)} <b>${v}</b></span>`)
     .join(' ');
   const rules =
-    data.rules.length === 0
-      ? 'none (everything is delivered)'
-      : data.rules.map((r) => `${escapeHtml(r.match)} → ${escapeHtml(r.outcome)}`).join(', ');
+    data.rules.length === 0 ? 'none (everything is delivered)' : data.rules.map((r) => `${escapeHtml(r.match)} → ${escapeHtml(r.outcome)}`).join(', ');
   const hidden = data.totalHandsets - data.handsets.length;
   return `<!doctype html>
 <html lang="en">

@@ -1,14 +1,6 @@
 import { z } from 'zod';
 
-export const OUTCOMES = [
-  'DELIVERED',
-  'UNDELIVERED',
-  'EXPIRED',
-  'REJECTED',
-  'THROTTLED',
-  'HTTP_500',
-  'TIMEOUT',
-] as const;
+export const OUTCOMES = ['DELIVERED', 'UNDELIVERED', 'EXPIRED', 'REJECTED', 'THROTTLED', 'HTTP_500', 'TIMEOUT'] as const;
 
 export type Outcome = (typeof OUTCOMES)[number];
 
@@ -31,10 +23,7 @@ const ruleSchema = z.object({
     .trim()
     .regex(/^(\*|\+?\d{0,15})$/, 'match must be a phone prefix such as "+1555" (or "*" for every number)'),
   // Case-insensitive because people type these by hand in curl.
-  outcome: z.preprocess(
-    (v) => (typeof v === 'string' ? v.trim().toUpperCase() : v),
-    z.enum(OUTCOMES),
-  ),
+  outcome: z.preprocess((v) => (typeof v === 'string' ? v.trim().toUpperCase() : v), z.enum(OUTCOMES)),
   probability: z.number().min(0).max(1).optional(),
   dlrDelayMs: z.number().int().min(0).max(3_600_000).optional(),
   duplicateDlr: z.boolean().optional(),
@@ -48,10 +37,7 @@ export type ParseRulesResult = { ok: true; rules: Rule[] } | { ok: false; error:
 
 export function parseRules(body: unknown): ParseRulesResult {
   // `{ "rules": [...] }` is accepted too, since that is what GET-then-edit scripts tend to send.
-  const list =
-    body !== null && typeof body === 'object' && !Array.isArray(body) && 'rules' in body
-      ? (body as { rules: unknown }).rules
-      : body;
+  const list = body !== null && typeof body === 'object' && !Array.isArray(body) && 'rules' in body ? (body as { rules: unknown }).rules : body;
   if (!Array.isArray(list)) {
     return { ok: false, error: 'body must be a JSON array of rules, e.g. [{"match":"+1555","outcome":"UNDELIVERED"}]' };
   }

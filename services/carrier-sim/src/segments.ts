@@ -11,9 +11,7 @@ export interface SegmentCount {
   segments: number;
 }
 
-const GSM_BASIC =
-  '@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !"#¤%&\'()*+,-./0123456789:;<=>?' +
-  '¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà';
+const GSM_BASIC = '@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !"#¤%&\'()*+,-./0123456789:;<=>?' + '¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà';
 // Extension-table characters need an escape septet in front of them, so they cost two.
 const GSM_EXTENDED = '\f^{}\\[~]|€';
 
@@ -80,8 +78,7 @@ function countUcs2(text: string): SegmentCount {
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
     // A surrogate pair must stay within one part or the handset shows two broken halves.
-    const cost =
-      isHighSurrogate(code) && i + 1 < text.length && isLowSurrogate(text.charCodeAt(i + 1)) ? 2 : 1;
+    const cost = isHighSurrogate(code) && i + 1 < text.length && isLowSurrogate(text.charCodeAt(i + 1)) ? 2 : 1;
     if (cost === 2) i++;
     if (used + cost > UCS2_PART) {
       segments++;

@@ -227,9 +227,7 @@ describe('fault rules', () => {
     await s.json('PUT', '/api/rules', [{ match: '+1999', outcome: 'TIMEOUT' }]);
     const started = Date.now();
     const form = new URLSearchParams({ 'mocean-api-key': 'test-key', 'mocean-api-secret': 'test-secret', ...dlrFields({ 'mocean-to': '19990000000' }) });
-    await expect(
-      fetch(`${s.url}/rest/2/sms`, { method: 'POST', body: form, signal: AbortSignal.timeout(300) }),
-    ).rejects.toThrow();
+    await expect(fetch(`${s.url}/rest/2/sms`, { method: 'POST', body: form, signal: AbortSignal.timeout(300) })).rejects.toThrow();
     expect(Date.now() - started).toBeGreaterThanOrEqual(250);
     expect(s.sim.stats()).toMatchObject({ accepted: 0, timeouts: 1 });
 

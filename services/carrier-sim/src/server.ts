@@ -187,11 +187,7 @@ export function createCarrierSim(options: CarrierSimOptions): CarrierSim {
 
   let stats = zeroStats();
   let rules: Rule[] = [];
-  const handsets = new HandsetStore(
-    options.maxMessagesPerHandset ?? 1000,
-    options.maxHandsets ?? 100_000,
-    options.maxStoredMessages ?? 200_000,
-  );
+  const handsets = new HandsetStore(options.maxMessagesPerHandset ?? 1000, options.maxHandsets ?? 100_000, options.maxStoredMessages ?? 200_000);
   // Insertion order is time order, so expiry only ever looks at the front of the Map.
   const dedupe = new Map<string, DedupeEntry>();
   const dlrUrlCache = new Map<string, URL | undefined>();
@@ -311,8 +307,7 @@ export function createCarrierSim(options: CarrierSimOptions): CarrierSim {
 
     const from = params.get('mocean-from') ?? '';
     const codingParam = params.get('mocean-coding');
-    const coding: Coding | undefined =
-      codingParam === '1' ? 1 : codingParam === '2' ? 2 : codingParam === '3' ? 3 : undefined;
+    const coding: Coding | undefined = codingParam === '1' ? 1 : codingParam === '2' ? 2 : codingParam === '3' ? 3 : undefined;
     const dlrUrlRaw = params.get('mocean-dlr-url');
     const dlrUrl = params.get('mocean-dlr-mask') === '1' && dlrUrlRaw ? dlrUrlFor(dlrUrlRaw) : undefined;
     const ref = params.get('textloop-ref')?.trim() || undefined;
@@ -635,9 +630,7 @@ export function createCarrierSim(options: CarrierSimOptions): CarrierSim {
       scheduler.cancelAll();
       for (const res of held) res.destroy();
       held.clear();
-      const closed = listening
-        ? new Promise<void>((resolve) => server.close(() => resolve()))
-        : Promise.resolve();
+      const closed = listening ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
       listening = false;
       server.closeAllConnections();
       await Promise.all([closed, outbound.close()]);

@@ -38,7 +38,13 @@ export function activityTime(at: Date, clock: Clock): Date {
  * messaging.verification.approved: the contact proved it holds the number. Verified once (one
  * contacts.contact.verified); every approval counts as activity.
  */
-export async function recordVerification(trx: Transaction<Database>, clock: Clock, contactId: string, to: string, at: Date): Promise<'verified' | 'already' | 'ignored'> {
+export async function recordVerification(
+  trx: Transaction<Database>,
+  clock: Clock,
+  contactId: string,
+  to: string,
+  at: Date,
+): Promise<'verified' | 'already' | 'ignored'> {
   const contact = await trx.selectFrom('contacts').selectAll().where('id', '=', contactId).forUpdate().executeTakeFirst();
   if (!contact) return 'ignored';
   let verifiedNumber: string | undefined;
@@ -90,7 +96,10 @@ function checkTrackEvent(input: TrackEventInput): CheckedTrackEvent {
   }
   const properties = input.properties ?? {};
   if (!isJsonObject(properties)) {
-    throw badInput(`properties must be a JSON object such as {"orderId": "A-17"}, not ${Array.isArray(properties) ? 'an array' : `a ${typeof properties}`}`, 'properties');
+    throw badInput(
+      `properties must be a JSON object such as {"orderId": "A-17"}, not ${Array.isArray(properties) ? 'an array' : `a ${typeof properties}`}`,
+      'properties',
+    );
   }
   if (JSON.stringify(properties).length > MAX_PROPERTIES_BYTES) {
     throw badInput(`properties are larger than ${MAX_PROPERTIES_BYTES / 1024} KB as JSON; send only what automations and templates need`, 'properties');
@@ -186,7 +195,13 @@ export async function trackEvent(deps: ContactsDeps, input: TrackEventInput, sou
         .executeTakeFirstOrThrow();
       const contact = (await recordActivity(trx, found.id, activityTime(occurredAt, deps.clock))) ?? found;
       await publishInTransaction(trx, deps.clock, [
-        applicationEvent({ eventId: event.id, contactId: contact.id, name: event.name, properties: event.properties, occurredAt: event.occurred_at.toISOString() }),
+        applicationEvent({
+          eventId: event.id,
+          contactId: contact.id,
+          name: event.name,
+          properties: event.properties,
+          occurredAt: event.occurred_at.toISOString(),
+        }),
       ]);
       return { event, contact, duplicate: false, published: true };
     });

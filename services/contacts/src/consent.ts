@@ -38,7 +38,9 @@ export async function setSubscriptionInTransaction(
 }
 
 export async function setSubscription(deps: ContactsDeps, contactId: string, subscribed: boolean, reason: ConsentReason, source: string): Promise<ContactRow> {
-  const { contact, changed } = await deps.db.transaction().execute((trx) => setSubscriptionInTransaction(trx, deps.clock, contactId, subscribed, reason, source));
+  const { contact, changed } = await deps.db
+    .transaction()
+    .execute((trx) => setSubscriptionInTransaction(trx, deps.clock, contactId, subscribed, reason, source));
   if (changed) deps.outbox.kick();
   return contact;
 }

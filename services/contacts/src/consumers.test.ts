@@ -47,7 +47,11 @@ describe('consumers', () => {
     await publish('messaging.message.received', { messageId: 'm0', contactId: id, from: '+14155550800', to: 'Textloop', body: 'old' }, new Date(T0));
     await publish('messaging.message.received', { messageId: 'm2', contactId: 'unknown-contact', from: '+14155550899', to: 'Textloop', body: '?' });
     const marker = await contact('+14155550801');
-    await publish('messaging.message.received', { messageId: 'm3', contactId: marker, from: '+14155550801', to: 'Textloop', body: 'later' }, new Date(T0 + 2 * HOUR));
+    await publish(
+      'messaging.message.received',
+      { messageId: 'm3', contactId: marker, from: '+14155550801', to: 'Textloop', body: 'later' },
+      new Date(T0 + 2 * HOUR),
+    );
     await waitFor(async () => (await read(marker)).lastActiveAt !== null, { what: 'the marker message' });
     expect((await read(id)).lastActiveAt).toBe(new Date(T0 + HOUR).toISOString());
   });

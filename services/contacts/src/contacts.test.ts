@@ -21,10 +21,20 @@ async function create(input: Record<string, unknown>) {
 /** Runs a failing call and checks it wrote nothing: no rows, no events. */
 async function expectNothingWritten<T>(call: () => Promise<T>): Promise<T> {
   await h.settle();
-  const before = { contacts: await h.count('contacts'), ledger: await h.count('consent_ledger'), events: await h.count('tracked_events'), published: h.deps.outbox.published };
+  const before = {
+    contacts: await h.count('contacts'),
+    ledger: await h.count('consent_ledger'),
+    events: await h.count('tracked_events'),
+    published: h.deps.outbox.published,
+  };
   const result = await call();
   expect(await h.count('outbox')).toBe(0);
-  expect({ contacts: await h.count('contacts'), ledger: await h.count('consent_ledger'), events: await h.count('tracked_events'), published: h.deps.outbox.published }).toEqual(before);
+  expect({
+    contacts: await h.count('contacts'),
+    ledger: await h.count('consent_ledger'),
+    events: await h.count('tracked_events'),
+    published: h.deps.outbox.published,
+  }).toEqual(before);
   return result;
 }
 
@@ -44,9 +54,22 @@ describe('createContact', () => {
       createdAt: '2026-11-27T10:00:00.000Z',
     });
     const [created] = await h.recorder.waitFor('contacts.contact.created', (e) => e.event.data.contactId === c.id);
-    expect(created!.event).toMatchObject({ specversion: '1.0', source: 'textloop/contacts', type: 'contacts.contact.created', datacontenttype: 'application/json' });
+    expect(created!.event).toMatchObject({
+      specversion: '1.0',
+      source: 'textloop/contacts',
+      type: 'contacts.contact.created',
+      datacontenttype: 'application/json',
+    });
     expect(created!.msgId).toBe(created!.event.id);
-    expect(created!.event.data).toMatchObject({ contactId: c.id, phone: '+14155550100', country: 'US', timezone: 'America/Los_Angeles', tags: ['vip', 'beta'], attributes: { plan: 'pro' }, subscribed: true });
+    expect(created!.event.data).toMatchObject({
+      contactId: c.id,
+      phone: '+14155550100',
+      country: 'US',
+      timezone: 'America/Los_Angeles',
+      tags: ['vip', 'beta'],
+      attributes: { plan: 'pro' },
+      subscribed: true,
+    });
   });
 
   it('keeps a given timezone, and falls back to the number when none is given', async () => {
@@ -122,7 +145,12 @@ describe('updateContact', () => {
     h.clock.advance(60_000);
     const res = await h.gql(UPDATE, { id: c.id, input: { attributes: { seats: 5, referrer: null, city: 'Oslo' }, tags: ['c'], lastName: 'Lovelace' } });
     expect(res.errors).toBeUndefined();
-    expect(res.data.updateContact).toMatchObject({ attributes: { plan: 'pro', seats: 5, city: 'Oslo' }, tags: ['c'], lastName: 'Lovelace', updatedAt: '2026-11-27T10:01:00.000Z' });
+    expect(res.data.updateContact).toMatchObject({
+      attributes: { plan: 'pro', seats: 5, city: 'Oslo' },
+      tags: ['c'],
+      lastName: 'Lovelace',
+      updatedAt: '2026-11-27T10:01:00.000Z',
+    });
     expect(res.data.updateContact.attributes).not.toHaveProperty('referrer');
     const [updated] = await h.recorder.waitFor('contacts.contact.updated', (e) => e.event.data.contactId === c.id);
     expect(updated!.event.data).toMatchObject({ attributes: { plan: 'pro', seats: 5, city: 'Oslo' }, tags: ['c'], lastName: 'Lovelace' });
@@ -158,7 +186,15 @@ describe('contacts()', () => {
     h.clock.set('2026-12-01T00:00:00.000Z');
     const made = [];
     for (let i = 0; i < 7; i++) {
-      made.push(await create({ phone: `+1415555020${i}`, firstName: `Pager${i}`, lastName: i % 2 ? 'Odd' : 'Even', email: `p${i}@example.org`, tags: ['paging', ...(i % 2 ? ['odd'] : [])] }));
+      made.push(
+        await create({
+          phone: `+1415555020${i}`,
+          firstName: `Pager${i}`,
+          lastName: i % 2 ? 'Odd' : 'Even',
+          email: `p${i}@example.org`,
+          tags: ['paging', ...(i % 2 ? ['odd'] : [])],
+        }),
+      );
       h.clock.advance(1000);
     }
     const gb = await create({ phone: '+447400123456', firstName: 'Brit', tags: ['paging'] });
@@ -227,7 +263,13 @@ describe('consent', () => {
 
     const [unsub] = await h.recorder.waitFor('contacts.contact.unsubscribed', (e) => e.event.data.contactId === c.id);
     const [resub] = await h.recorder.waitFor('contacts.contact.resubscribed', (e) => e.event.data.contactId === c.id);
-    expect(unsub!.event).toMatchObject({ specversion: '1.0', type: 'contacts.contact.unsubscribed', source: 'textloop/contacts', time: '2026-12-20T08:00:00.000Z', data: { contactId: c.id, phone: '+14155550300', reason: 'API' } });
+    expect(unsub!.event).toMatchObject({
+      specversion: '1.0',
+      type: 'contacts.contact.unsubscribed',
+      source: 'textloop/contacts',
+      time: '2026-12-20T08:00:00.000Z',
+      data: { contactId: c.id, phone: '+14155550300', reason: 'API' },
+    });
     expect(unsub!.msgId).toBe(unsub!.event.id);
     expect(unsub!.headers?.get('content-type')).toBe('application/cloudevents+json');
     expect(resub!.event.data).toEqual({ contactId: c.id, phone: '+14155550300', reason: 'API' });
@@ -272,7 +314,11 @@ describe('access', () => {
     const { url } = await guarded.http.listen(0);
     try {
       const post = (headers: Record<string, string>) =>
-        fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ query: '{ contacts { totalCount } }' }) });
+        fetch(`${url}/graphql`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...headers },
+          body: JSON.stringify({ query: '{ contacts { totalCount } }' }),
+        });
       const denied = await post({});
       expect(denied.status).toBe(403);
       expect(((await denied.json()) as any).errors[0].extensions.code).toBe('FORBIDDEN');

@@ -56,7 +56,11 @@ export function createContactLoader(db: Kysely<Database>): (id: string) => Promi
   let pending: Map<string, Array<{ resolve: (row: ContactRow | undefined) => void; reject: (err: unknown) => void }>> | undefined;
   const flush = async (batch: NonNullable<typeof pending>) => {
     try {
-      const rows = await db.selectFrom('contacts').selectAll().where('id', 'in', [...batch.keys()]).execute();
+      const rows = await db
+        .selectFrom('contacts')
+        .selectAll()
+        .where('id', 'in', [...batch.keys()])
+        .execute();
       const byId = new Map(rows.map((r) => [r.id, r]));
       for (const [id, waiters] of batch) for (const w of waiters) w.resolve(byId.get(id));
     } catch (err) {
@@ -112,7 +116,10 @@ export function creationLedgerRow(contactId: string, source: string, at: Date) {
 export async function findConflict(db: Kysely<Database> | Transaction<Database>, phone: string, externalId: string | null) {
   const byPhone = await db.selectFrom('contacts').select('id').where('phone', '=', phone).executeTakeFirst();
   if (byPhone) {
-    return conflict(`Contact ${byPhone.id} already has phone ${phone}; change it with updateContact(id: "${byPhone.id}") or upsert with importContacts`, 'phone');
+    return conflict(
+      `Contact ${byPhone.id} already has phone ${phone}; change it with updateContact(id: "${byPhone.id}") or upsert with importContacts`,
+      'phone',
+    );
   }
   if (externalId) {
     const byExternal = await db.selectFrom('contacts').select('id').where('external_id', '=', externalId).executeTakeFirst();
@@ -125,7 +132,10 @@ export async function findConflict(db: Kysely<Database> | Transaction<Database>,
 export async function insertContact(trx: Transaction<Database>, deps: Pick<ContactsDeps, 'clock'>, data: ContactData, source: string): Promise<ContactRow> {
   const now = deps.clock.now();
   const row = await trx.insertInto('contacts').values(newContactRow(data, now)).returningAll().executeTakeFirstOrThrow();
-  await trx.insertInto('consent_ledger').values(creationLedgerRow(row.id, source, now)).execute();
+  await trx
+    .insertInto('consent_ledger')
+    .values(creationLedgerRow(row.id, source, now))
+    .execute();
   await publishInTransaction(trx, deps.clock, [{ subject: 'contacts.contact.created', data: contactSnapshot(row) }]);
   return row;
 }
@@ -243,7 +253,12 @@ export interface ContactPage {
   totalCount: number;
 }
 
-export async function listContacts(deps: ContactsDeps, filter: ContactFilter | null | undefined, first: number | null | undefined, after: string | null | undefined): Promise<ContactPage> {
+export async function listContacts(
+  deps: ContactsDeps,
+  filter: ContactFilter | null | undefined,
+  first: number | null | undefined,
+  after: string | null | undefined,
+): Promise<ContactPage> {
   const limit = pageSize(first);
   const position = after ? decodeCursor(after) : undefined;
   const f = filter ?? {};

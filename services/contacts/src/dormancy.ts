@@ -21,7 +21,8 @@ export function parseThresholds(raw: string | undefined): number[] {
 export function parseSweepInterval(raw: string | undefined): number {
   if (raw === undefined || raw.trim() === '') return DEFAULT_SWEEP_INTERVAL_MS;
   const ms = Number(raw);
-  if (!Number.isInteger(ms) || ms < 0) throw new ConfigError(`DORMANCY_SWEEP_INTERVAL_MS must be a whole number of milliseconds (0 disables the sweep); got "${raw}"`);
+  if (!Number.isInteger(ms) || ms < 0)
+    throw new ConfigError(`DORMANCY_SWEEP_INTERVAL_MS must be a whole number of milliseconds (0 disables the sweep); got "${raw}"`);
   return ms;
 }
 
@@ -67,7 +68,11 @@ export async function runDormancySweep(deps: ContactsDeps, thresholds: number[])
             select t.days from unnest(${thresholds}::integer[]) as t(days)
             where ${spellStart} <= ${now}::timestamptz - t.days * interval '24 hours')) as d order by d)`,
         })
-        .where('id', 'in', due.map((c) => c.id))
+        .where(
+          'id',
+          'in',
+          due.map((c) => c.id),
+        )
         .execute();
       const announcements: ContactEvent[] = due.flatMap((c) =>
         c.crossed.map((days) => ({

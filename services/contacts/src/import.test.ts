@@ -46,7 +46,13 @@ describe('importContacts', () => {
     expect(await h.count('consent_ledger')).toBe(9_986);
 
     const row0 = await h.gql('{ contactByPhone(phone: "+14152000000") { firstName tags attributes country timezone } }');
-    expect(row0.data.contactByPhone).toEqual({ firstName: 'Last', tags: ['imported'], attributes: { n: 0, late: true }, country: 'US', timezone: 'America/Los_Angeles' });
+    expect(row0.data.contactByPhone).toEqual({
+      firstName: 'Last',
+      tags: ['imported'],
+      attributes: { n: 0, late: true },
+      country: 'US',
+      timezone: 'America/Los_Angeles',
+    });
     const row42 = await h.gql('{ contactByPhone(phone: "+14152000042") { firstName attributes } }');
     expect(row42.data.contactByPhone).toEqual({ firstName: 'Person 42', attributes: { n: 42 } });
 

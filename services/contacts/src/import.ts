@@ -37,7 +37,10 @@ interface GoodRow {
  */
 export async function importContacts(deps: ContactsDeps, rows: CreateContactInput[], source: string): Promise<ImportResult> {
   if (rows.length > MAX_IMPORT_ROWS) {
-    throw badInput(`importContacts takes at most ${MAX_IMPORT_ROWS.toLocaleString('en')} contacts per call and got ${rows.length.toLocaleString('en')}; split the list into batches of ${MAX_IMPORT_ROWS.toLocaleString('en')}`, 'contacts');
+    throw badInput(
+      `importContacts takes at most ${MAX_IMPORT_ROWS.toLocaleString('en')} contacts per call and got ${rows.length.toLocaleString('en')}; split the list into batches of ${MAX_IMPORT_ROWS.toLocaleString('en')}`,
+      'contacts',
+    );
   }
   const failed: ImportFailure[] = [];
   const fail = (index: number, message: string) => failed.push({ index, phone: typeof rows[index]?.phone === 'string' ? rows[index]!.phone : null, message });
@@ -74,7 +77,10 @@ export async function importContacts(deps: ContactsDeps, rows: CreateContactInpu
     });
   } catch (err) {
     if (isUniqueViolation(err, 'contacts_external_id_key')) {
-      throw conflict('Another request gave one of these externalIds to a different contact while the import ran; nothing was imported, run the import again', 'externalId');
+      throw conflict(
+        'Another request gave one of these externalIds to a different contact while the import ran; nothing was imported, run the import again',
+        'externalId',
+      );
     }
     throw err;
   }
@@ -91,7 +97,11 @@ async function checkExternalIds(deps: ContactsDeps, rows: GoodRow[], fail: (inde
   const wanted = [...new Set(rows.flatMap((r) => (r.data.externalId ? [r.data.externalId] : [])))];
   const owners = new Map<string, { id: string; phone: string }>();
   for (let i = 0; i < wanted.length; i += 5000) {
-    const found = await deps.db.selectFrom('contacts').select(['id', 'phone', 'external_id']).where('external_id', 'in', wanted.slice(i, i + 5000)).execute();
+    const found = await deps.db
+      .selectFrom('contacts')
+      .select(['id', 'phone', 'external_id'])
+      .where('external_id', 'in', wanted.slice(i, i + 5000))
+      .execute();
     for (const f of found) owners.set(f.external_id!, { id: f.id, phone: f.phone });
   }
   const claimedBy = new Map<string, { index: number; phone: string }>();
@@ -150,7 +160,11 @@ const CONTACT_COLUMN_TYPES = {
 } satisfies Record<keyof ContactsTable, string>;
 
 const CONTACT_COLUMNS = Object.keys(CONTACT_COLUMN_TYPES) as Array<keyof ContactsTable>;
-const RECORD_TYPE = sql.raw(Object.entries(CONTACT_COLUMN_TYPES).map(([column, type]) => `${column} ${type}`).join(', '));
+const RECORD_TYPE = sql.raw(
+  Object.entries(CONTACT_COLUMN_TYPES)
+    .map(([column, type]) => `${column} ${type}`)
+    .join(', '),
+);
 
 async function importChunk(
   trx: Transaction<Database>,
@@ -187,7 +201,9 @@ async function importChunk(
   const saved = await trx
     .insertInto('contacts')
     .columns(CONTACT_COLUMNS)
-    .expression(sql`select ${sql.join(CONTACT_COLUMNS.map((c) => sql.ref(`r.${c}`)))} from jsonb_to_recordset(${JSON.stringify(writes)}::jsonb) as r(${RECORD_TYPE})`)
+    .expression(
+      sql`select ${sql.join(CONTACT_COLUMNS.map((c) => sql.ref(`r.${c}`)))} from jsonb_to_recordset(${JSON.stringify(writes)}::jsonb) as r(${RECORD_TYPE})`,
+    )
     .onConflict((oc) =>
       // coalesce: a contact another request created after our read keeps the fields this row lacks
       // (for contacts we read, the row already carries their merged values).

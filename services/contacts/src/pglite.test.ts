@@ -24,7 +24,16 @@ describe('on embedded PGlite', () => {
   beforeAll(async () => {
     nats = await startTestNats();
     dir = mkdtempSync(join(tmpdir(), 'tl-contacts-pglite-'));
-    deps = await buildDeps<Database>({ name: 'contacts', migrations, streams: ['CONTACTS', 'EVENTS'], target: { kind: 'pglite', dir }, natsUrl: nats.url, logger: silentLogger, clock, env: { DORMANCY_SWEEP_INTERVAL_MS: '0' } });
+    deps = await buildDeps<Database>({
+      name: 'contacts',
+      migrations,
+      streams: ['CONTACTS', 'EVENTS'],
+      target: { kind: 'pglite', dir },
+      natsUrl: nats.url,
+      logger: silentLogger,
+      clock,
+      env: { DORMANCY_SWEEP_INTERVAL_MS: '0' },
+    });
     instance = createServer(deps);
     ({ url } = await instance.http.listen(0));
     await instance.start();
@@ -38,15 +47,16 @@ describe('on embedded PGlite', () => {
   });
 
   it('creates, imports, updates, filters, tracks and sweeps', async () => {
-    const created = await gql('mutation { createContact(input: { phone: "+14155550100", tags: ["vip"], attributes: { plan: "pro", list: [1, 2] } }) { id tags attributes } }');
+    const created = await gql(
+      'mutation { createContact(input: { phone: "+14155550100", tags: ["vip"], attributes: { plan: "pro", list: [1, 2] } }) { id tags attributes } }',
+    );
     expect(created.errors).toBeUndefined();
     expect(created.data.createContact).toMatchObject({ tags: ['vip'], attributes: { plan: 'pro', list: [1, 2] } });
     const id = created.data.createContact.id;
 
-    const imported = await gql(
-      'mutation($c: [CreateContactInput!]!) { importContacts(contacts: $c) { created updated failed { index } } }',
-      { c: [{ phone: '+14155550100', tags: ['vip', 'b'] }, { phone: '+14155550101', attributes: { a: [1] } }, { phone: 'nope' }] },
-    );
+    const imported = await gql('mutation($c: [CreateContactInput!]!) { importContacts(contacts: $c) { created updated failed { index } } }', {
+      c: [{ phone: '+14155550100', tags: ['vip', 'b'] }, { phone: '+14155550101', attributes: { a: [1] } }, { phone: 'nope' }],
+    });
     expect(imported.data.importContacts).toEqual({ created: 1, updated: 1, failed: [{ index: 2 }] });
 
     const updated = await gql('mutation($id: ID!) { updateContact(id: $id, input: { attributes: { plan: null } }) { attributes tags } }', { id });

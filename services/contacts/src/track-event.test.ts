@@ -29,7 +29,13 @@ describe('trackEvent', () => {
     const [published] = await h.recorder.waitFor('events.order.shipped', (e) => e.event.data.eventId === tracked.id);
     expect(published!.event).toMatchObject({ specversion: '1.0', type: 'events.order.shipped', source: 'textloop/contacts' });
     expect(published!.msgId).toBe(published!.event.id);
-    expect(published!.event.data).toEqual({ eventId: tracked.id, contactId: c.id, name: 'order.shipped', properties: { orderId: 'A-17' }, occurredAt: '2026-11-28T09:00:00.000Z' });
+    expect(published!.event.data).toEqual({
+      eventId: tracked.id,
+      contactId: c.id,
+      name: 'order.shipped',
+      properties: { orderId: 'A-17' },
+      occurredAt: '2026-11-28T09:00:00.000Z',
+    });
 
     // An older event does not move activity back.
     const older = await h.gql(TRACK, { input: { contactId: c.id, name: 'order.confirmed', occurredAt: '2026-11-20T00:00:00Z' } });

@@ -57,7 +57,10 @@ export function canonicalTimezone(input: string): string | undefined {
 export function parseTimezone(input: string): string {
   const zone = canonicalTimezone(input);
   if (!zone) {
-    throw badInput(`"${input}" is not an IANA time zone; use a name such as "America/New_York", "Europe/London" or "UTC", or leave timezone out to derive it from the phone number`, 'timezone');
+    throw badInput(
+      `"${input}" is not an IANA time zone; use a name such as "America/New_York", "Europe/London" or "UTC", or leave timezone out to derive it from the phone number`,
+      'timezone',
+    );
   }
   return zone;
 }

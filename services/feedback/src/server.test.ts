@@ -31,7 +31,15 @@ const CREATE = `mutation($input: SurveyInput!) { createSurvey(input: $input) {
 beforeAll(async () => {
   nats = await startTestNats();
   database = await createTestDatabase('feedback');
-  deps = await buildDeps<Database>({ name: 'feedback', migrations, streams: ['FEEDBACK'], target: { kind: 'postgres', url: database.url }, natsUrl: nats.url, logger: silentLogger, clock });
+  deps = await buildDeps<Database>({
+    name: 'feedback',
+    migrations,
+    streams: ['FEEDBACK'],
+    target: { kind: 'postgres', url: database.url },
+    natsUrl: nats.url,
+    logger: silentLogger,
+    clock,
+  });
   instance = createServer(deps);
   ({ url } = await instance.http.listen(0));
   await instance.start();
@@ -58,7 +66,9 @@ describe('feedback subgraph', () => {
   });
 
   it('creates a survey with the default response window and lists it', async () => {
-    const created = await graphql(CREATE, { input: { name: ' Post-purchase NPS ', question: 'How likely are you to recommend us? Reply 0-10', touchpoint: 'purchase', followUp: '' } });
+    const created = await graphql(CREATE, {
+      input: { name: ' Post-purchase NPS ', question: 'How likely are you to recommend us? Reply 0-10', touchpoint: 'purchase', followUp: '' },
+    });
     expect(created.errors).toBeUndefined();
     const survey = created.data.createSurvey;
     expect(survey).toMatchObject({
@@ -85,7 +95,10 @@ describe('feedback subgraph', () => {
   });
 
   it('rejects bad input with BAD_USER_INPUT naming the field, and writes nothing', async () => {
-    const before = await deps.db.selectFrom('surveys').select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow();
+    const before = await deps.db
+      .selectFrom('surveys')
+      .select(sql<number>`count(*)::int`.as('n'))
+      .executeTakeFirstOrThrow();
     const cases: Array<[Record<string, unknown>, string]> = [
       [{ name: 'x', question: 'q', responseWindow: '3 days' }, 'responseWindow'],
       [{ name: 'x', question: 'q', responseWindow: 'P0D' }, 'responseWindow'],
@@ -100,7 +113,10 @@ describe('feedback subgraph', () => {
     }
     const window = await graphql(CREATE, { input: { name: 'x', question: 'q', responseWindow: 'three days' } });
     expect(window.errors?.[0]?.message).toMatch(/ISO-8601 duration.*P3D/);
-    const after = await deps.db.selectFrom('surveys').select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow();
+    const after = await deps.db
+      .selectFrom('surveys')
+      .select(sql<number>`count(*)::int`.as('n'))
+      .executeTakeFirstOrThrow();
     expect(after.n).toBe(before.n);
   });
 
@@ -111,17 +127,59 @@ describe('feedback subgraph', () => {
     const newer = await insertResponse(surveyId, 'contact-a', 4, '2026-11-21T10:00:00Z');
     await insertResponse(surveyId, 'contact-b', 7, '2026-11-21T10:00:00Z');
     const res = await graphql(
-      `query($reps: [_Any!]!) { _entities(representations: $reps) { ... on Contact { id surveyResponses {
-        id score category comment respondedAt contact { id } survey { id name } } } } }`,
-      { reps: [{ __typename: 'Contact', id: 'contact-a' }, { __typename: 'Contact', id: 'contact-without-responses' }] },
+      `
+        query ($reps: [_Any!]!) {
+          _entities(representations: $reps) {
+            ... on Contact {
+              id
+              surveyResponses {
+                id
+                score
+                category
+                comment
+                respondedAt
+                contact {
+                  id
+                }
+                survey {
+                  id
+                  name
+                }
+              }
+            }
+          }
+        }
+      `,
+      {
+        reps: [
+          { __typename: 'Contact', id: 'contact-a' },
+          { __typename: 'Contact', id: 'contact-without-responses' },
+        ],
+      },
     );
     expect(res.errors).toBeUndefined();
     expect(res.data._entities).toEqual([
       {
         id: 'contact-a',
         surveyResponses: [
-          { id: newer, score: 4, category: 'DETRACTOR', comment: null, respondedAt: '2026-11-21T10:00:00.000Z', contact: { id: 'contact-a' }, survey: { id: surveyId, name: 'Delivery' } },
-          { id: older, score: 9, category: 'PROMOTER', comment: 'Fast!', respondedAt: '2026-11-20T10:00:00.000Z', contact: { id: 'contact-a' }, survey: { id: surveyId, name: 'Delivery' } },
+          {
+            id: newer,
+            score: 4,
+            category: 'DETRACTOR',
+            comment: null,
+            respondedAt: '2026-11-21T10:00:00.000Z',
+            contact: { id: 'contact-a' },
+            survey: { id: surveyId, name: 'Delivery' },
+          },
+          {
+            id: older,
+            score: 9,
+            category: 'PROMOTER',
+            comment: 'Fast!',
+            respondedAt: '2026-11-20T10:00:00.000Z',
+            contact: { id: 'contact-a' },
+            survey: { id: surveyId, name: 'Delivery' },
+          },
         ],
       },
       { id: 'contact-without-responses', surveyResponses: [] },

@@ -28,15 +28,21 @@ function digest(token: string): string {
 export function parseApiKeys(text: string): ApiKeys {
   // Looked up by digest: lookups take the same time whichever prefix of a key matches.
   const byDigest = new Map<string, Caller>();
-  for (const entry of text.split(',').map((e) => e.trim()).filter(Boolean)) {
+  for (const entry of text
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
     const colon = entry.indexOf(':');
     const role = entry.slice(0, colon).trim() as Role;
     const key = entry.slice(colon + 1).trim();
     if (colon < 0 || !ROLES.includes(role) || !key) {
-      throw new ConfigError(`API_KEYS entry "${colon < 0 ? entry : `${entry.slice(0, colon)}:…`}" is not role:key with role one of ${ROLES.join(', ')}; e.g. API_KEYS="admin:k1,app:k2"`);
+      throw new ConfigError(
+        `API_KEYS entry "${colon < 0 ? entry : `${entry.slice(0, colon)}:…`}" is not role:key with role one of ${ROLES.join(', ')}; e.g. API_KEYS="admin:k1,app:k2"`,
+      );
     }
     const hash = digest(key);
-    if (byDigest.has(hash)) throw new ConfigError(`API_KEYS lists the same key twice (roles ${byDigest.get(hash)!.role} and ${role}); give every key its own value`);
+    if (byDigest.has(hash))
+      throw new ConfigError(`API_KEYS lists the same key twice (roles ${byDigest.get(hash)!.role} and ${role}); give every key its own value`);
     byDigest.set(hash, { role, keyName: `${role}-${hash.slice(0, 8)}` });
   }
   if (byDigest.size === 0) throw new ConfigError('API_KEYS is set but lists no keys; e.g. API_KEYS="admin:k1,app:k2"');
@@ -50,7 +56,9 @@ export function parseApiKeys(text: string): ApiKeys {
 export function loadApiKeys(env: NodeJS.ProcessEnv): ApiKeys {
   if (env.API_KEYS?.trim()) return parseApiKeys(env.API_KEYS);
   if (env.NODE_ENV === 'production') {
-    throw new ConfigError('API_KEYS is not set. In production the gateway needs its keys: API_KEYS="admin:<secret>,app:<secret>" (roles admin, app, agent, viewer).');
+    throw new ConfigError(
+      'API_KEYS is not set. In production the gateway needs its keys: API_KEYS="admin:<secret>,app:<secret>" (roles admin, app, agent, viewer).',
+    );
   }
   return { ...parseApiKeys(`admin:${DEV_API_KEY}`), devKey: DEV_API_KEY };
 }

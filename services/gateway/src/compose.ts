@@ -37,9 +37,7 @@ export function readSubgraphSources(root = REPO_ROOT): { sources: SubgraphSource
   return { sources, missing };
 }
 
-export type Composition =
-  | { ok: true; supergraphSdl: string; apiSchema: GraphQLSchema; hints: string[] }
-  | { ok: false; errors: string[] };
+export type Composition = { ok: true; supergraphSdl: string; apiSchema: GraphQLSchema; hints: string[] } | { ok: false; errors: string[] };
 
 /** Composes the subgraphs with Apollo Federation 2; errors are one readable line (or paragraph) each. */
 export function composeSupergraph(sources: SubgraphSource[]): Composition {

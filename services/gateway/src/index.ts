@@ -10,9 +10,7 @@ const logger = createLogger('gateway');
 
 /** <NAME>_URL when set (e.g. in containers), else the subgraph's port on this host. */
 function subgraphUrls(): Record<string, string> {
-  return Object.fromEntries(
-    SUBGRAPH_NAMES.map((name) => [name, env[`${name.toUpperCase()}_URL`] || `http://127.0.0.1:${portOf(name, env)}/graphql`]),
-  );
+  return Object.fromEntries(SUBGRAPH_NAMES.map((name) => [name, env[`${name.toUpperCase()}_URL`] || `http://127.0.0.1:${portOf(name, env)}/graphql`]));
 }
 
 try {

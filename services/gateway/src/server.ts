@@ -56,11 +56,18 @@ class SubgraphSource extends RemoteGraphQLDataSource<Caller> {
   override didEncounterError(error: Error, _request: unknown, response?: { status: number }): never {
     if (!response) {
       this.logger.warn({ subgraph: this.name, url: this.url, err: (error.cause as Error | undefined)?.message ?? error.message }, 'subgraph not reachable');
-      throw new GraphQLError(`The ${this.name} service is not reachable right now; try again shortly.`, { extensions: { code: 'SERVICE_UNAVAILABLE', service: this.name } });
+      throw new GraphQLError(`The ${this.name} service is not reachable right now; try again shortly.`, {
+        extensions: { code: 'SERVICE_UNAVAILABLE', service: this.name },
+      });
     }
     if (response.status === 403) {
-      this.logger.error({ subgraph: this.name, url: this.url }, 'subgraph refused the internal token; start it with the same DATA_DIR or INTERNAL_TOKEN as the gateway');
-      throw new GraphQLError(`The gateway is not configured to reach the ${this.name} service; the details are in the gateway log.`, { extensions: { code: 'INTERNAL_SERVER_ERROR', service: this.name } });
+      this.logger.error(
+        { subgraph: this.name, url: this.url },
+        'subgraph refused the internal token; start it with the same DATA_DIR or INTERNAL_TOKEN as the gateway',
+      );
+      throw new GraphQLError(`The gateway is not configured to reach the ${this.name} service; the details are in the gateway log.`, {
+        extensions: { code: 'INTERNAL_SERVER_ERROR', service: this.name },
+      });
     }
     throw error;
   }
@@ -150,7 +157,8 @@ export function createGateway(options: GatewayOptions): GatewayInstance {
     const url = new URL(req.url ?? '/', 'http://localhost');
     try {
       if (url.pathname === '/healthz') return sendJson(res, started ? 200 : 503, { status: started ? 'ok' : 'starting' });
-      if (url.pathname !== '/graphql' && url.pathname !== '/') return sendJson(res, 404, { error: `no route ${req.method} ${url.pathname}; the API is at /graphql` });
+      if (url.pathname !== '/graphql' && url.pathname !== '/')
+        return sendJson(res, 404, { error: `no route ${req.method} ${url.pathname}; the API is at /graphql` });
       for (const [k, v] of Object.entries(CORS_HEADERS)) res.setHeader(k, v);
       if (req.method === 'OPTIONS') {
         res.statusCode = 204;
@@ -162,7 +170,9 @@ export function createGateway(options: GatewayOptions): GatewayInstance {
         return await execute(req, res, { method: 'GET', headers, search: '', body: undefined }, undefined);
       }
       if (url.pathname === '/' && req.method === 'GET' && !url.search) {
-        return sendJson(res, 200, { message: 'Textloop GraphQL API: POST to /graphql with the header Authorization: Bearer <key>; open this address in a browser for the Sandbox.' });
+        return sendJson(res, 200, {
+          message: 'Textloop GraphQL API: POST to /graphql with the header Authorization: Bearer <key>; open this address in a browser for the Sandbox.',
+        });
       }
       const auth = authenticate(keys, req.headers.authorization);
       if (!auth.ok) {
@@ -182,7 +192,15 @@ export function createGateway(options: GatewayOptions): GatewayInstance {
     } catch (err) {
       const status = (err as { status?: number }).status ?? 500;
       if (status >= 500) logger.error({ err: (err as Error).message, path: url.pathname }, 'request failed');
-      if (!res.headersSent) sendJson(res, status, { errors: [{ message: status >= 500 ? 'Internal server error; the details are in the gateway log.' : (err as Error).message, extensions: { code: status === 413 ? 'BAD_REQUEST' : 'INTERNAL_SERVER_ERROR' } }] });
+      if (!res.headersSent)
+        sendJson(res, status, {
+          errors: [
+            {
+              message: status >= 500 ? 'Internal server error; the details are in the gateway log.' : (err as Error).message,
+              extensions: { code: status === 413 ? 'BAD_REQUEST' : 'INTERNAL_SERVER_ERROR' },
+            },
+          ],
+        });
       else res.end();
     }
   });

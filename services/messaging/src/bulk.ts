@@ -17,4 +17,3 @@ export function recordset(columns: readonly Column[], rows: ReadonlyArray<object
 export function columnList(columns: readonly Column[]): RawBuilder<unknown> {
   return sql.join(columns.map(([name]) => sql.ref(name)));
 }
-

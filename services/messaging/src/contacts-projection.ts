@@ -51,14 +51,23 @@ export async function applySnapshot(ctx: MessagingContext, event: CloudEvent<Con
       .onConflict((oc) => oc.column('id').doNothing())
       .executeTakeFirst();
     if (Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0) return;
-    const current = await trx.selectFrom('contacts').select(['profile_version', 'consent_version']).where('id', '=', d.contactId).forUpdate().executeTakeFirst();
+    const current = await trx
+      .selectFrom('contacts')
+      .select(['profile_version', 'consent_version'])
+      .where('id', '=', d.contactId)
+      .forUpdate()
+      .executeTakeFirst();
     if (!current) return;
     const set = {
       ...(newer(current.profile_version, version) ? profile : {}),
       ...(newer(current.consent_version, version) ? { subscribed: d.subscribed, consent_version: version } : {}),
     };
     if (Object.keys(set).length === 0) return;
-    await trx.updateTable('contacts').set({ ...set, updated_at: ctx.clock.now() }).where('id', '=', d.contactId).execute();
+    await trx
+      .updateTable('contacts')
+      .set({ ...set, updated_at: ctx.clock.now() })
+      .where('id', '=', d.contactId)
+      .execute();
   });
 }
 
@@ -102,11 +111,22 @@ export async function applyConsent(
           .orderBy('id')
           .forUpdate()
           .execute()
-      ).map((row) => ({ ...row, status: 'SUPPRESSED', error_code: 'OPTED_OUT', error_message: 'The contact unsubscribed before the message was sent', lease_until: null, updated_at: now }));
+      ).map((row) => ({
+        ...row,
+        status: 'SUPPRESSED',
+        error_code: 'OPTED_OUT',
+        error_message: 'The contact unsubscribed before the message was sent',
+        lease_until: null,
+        updated_at: now,
+      }));
       if (pending.length === 0) return 0;
       await writeChanges(
         trx,
-        { rows: pending, history: pending.map((r) => ({ messageId: r.id, status: 'SUPPRESSED' as const, at: now, detail: 'contact unsubscribed' })), announce: pending },
+        {
+          rows: pending,
+          history: pending.map((r) => ({ messageId: r.id, status: 'SUPPRESSED' as const, at: now, detail: 'contact unsubscribed' })),
+          announce: pending,
+        },
         ctx.clock,
       );
       return pending.length;
@@ -133,12 +153,23 @@ export async function eraseContact(ctx: MessagingContext, contactId: string): Pr
   const now = ctx.clock.now();
   const canceled = await withRetry(() =>
     ctx.db.transaction().execute(async (trx) => {
-      await trx.insertInto('erased_contacts').values({ contact_id: contactId, erased_at: now }).onConflict((oc) => oc.column('contact_id').doNothing()).execute();
+      await trx
+        .insertInto('erased_contacts')
+        .values({ contact_id: contactId, erased_at: now })
+        .onConflict((oc) => oc.column('contact_id').doNothing())
+        .execute();
       await trx.deleteFrom('contacts').where('id', '=', contactId).execute();
       const rows = await trx.selectFrom('messages').selectAll().where('contact_id', '=', contactId).orderBy('id').forUpdate().execute();
       const pending: MessageRow[] = rows
         .filter((row) => row.status === 'QUEUED' || row.status === 'SCHEDULED')
-        .map((row) => ({ ...row, status: 'CANCELED', error_code: 'CONTACT_DELETED', error_message: 'The contact was deleted before the message was sent', lease_until: null, updated_at: now }));
+        .map((row) => ({
+          ...row,
+          status: 'CANCELED',
+          error_code: 'CONTACT_DELETED',
+          error_message: 'The contact was deleted before the message was sent',
+          lease_until: null,
+          updated_at: now,
+        }));
       if (rows.length > 0) {
         await sql`update messages set body = '',
             to_number = case when direction = 'OUTBOUND' then ${ERASED} else to_number end,
@@ -151,7 +182,12 @@ export async function eraseContact(ctx: MessagingContext, contactId: string): Pr
             rows: pending,
             history: pending.map((r) => ({ messageId: r.id, status: 'CANCELED' as const, at: now, detail: 'contact deleted' })),
             // Events about erased messages carry no phone number either.
-            announce: pending.map((r) => ({ ...r, body: '', to_number: r.direction === 'OUTBOUND' ? ERASED : r.to_number, from_number: r.direction === 'INBOUND' ? ERASED : r.from_number })),
+            announce: pending.map((r) => ({
+              ...r,
+              body: '',
+              to_number: r.direction === 'OUTBOUND' ? ERASED : r.to_number,
+              from_number: r.direction === 'INBOUND' ? ERASED : r.from_number,
+            })),
           },
           ctx.clock,
         );
@@ -166,7 +202,12 @@ export async function eraseContact(ctx: MessagingContext, contactId: string): Pr
 export async function contactsByIds(ctx: MessagingContext, ids: string[]): Promise<Map<string, ContactRow>> {
   const out = new Map<string, ContactRow>();
   if (ids.length === 0) return out;
-  const rows = await ctx.db.selectFrom('contacts').selectAll().where('id', 'in', [...new Set(ids)]).where('profile_version', 'is not', null).execute();
+  const rows = await ctx.db
+    .selectFrom('contacts')
+    .selectAll()
+    .where('id', 'in', [...new Set(ids)])
+    .where('profile_version', 'is not', null)
+    .execute();
   for (const r of rows) out.set(r.id, r);
   return out;
 }
@@ -191,7 +232,13 @@ export async function awaitContacts(ctx: MessagingContext, ids: string[]): Promi
 export async function contactsByPhones(ctx: MessagingContext, phones: string[]): Promise<Map<string, ContactRow>> {
   const out = new Map<string, ContactRow>();
   if (phones.length === 0) return out;
-  const rows = await ctx.db.selectFrom('contacts').selectAll().where('phone', 'in', [...new Set(phones)]).orderBy('subscribed').orderBy('updated_at', 'desc').execute();
+  const rows = await ctx.db
+    .selectFrom('contacts')
+    .selectAll()
+    .where('phone', 'in', [...new Set(phones)])
+    .orderBy('subscribed')
+    .orderBy('updated_at', 'desc')
+    .execute();
   for (const r of rows) if (!out.has(r.phone)) out.set(r.phone, r);
   return out;
 }

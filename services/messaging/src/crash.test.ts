@@ -52,10 +52,14 @@ describe('crash safety', () => {
     // Instance B finds the expired leases and resends with the same textloop-ref.
     const b = await h.startInstance(DISPATCHING);
     try {
-      const done = await waitForRow(async () => {
-        const ms = await messages(ids);
-        return ms.every((m) => m.status === 'DELIVERED') ? ms : undefined;
-      }, 'every message delivered', 20_000);
+      const done = await waitForRow(
+        async () => {
+          const ms = await messages(ids);
+          return ms.every((m) => m.status === 'DELIVERED') ? ms : undefined;
+        },
+        'every message delivered',
+        20_000,
+      );
       const stats = await h.simJson('GET', '/api/stats');
       expect(stats.accepted).toBe(5);
       // At least one resend each; on a slow machine a resend can itself outlive its lease and be
@@ -123,7 +127,10 @@ describe('crash safety', () => {
     expect(m.sentAt).toBeTruthy();
     expect(statuses(m)).toEqual(['QUEUED', 'SENDING', 'SENT', 'DELIVERED']);
     await waitForRow(async () => h.events.some((e) => e.subject === 'messaging.message.delivered' && e.data.messageId === id), 'events');
-    const kinds = h.events.filter((e) => e.data?.messageId === id).map((e) => e.subject).sort();
+    const kinds = h.events
+      .filter((e) => e.data?.messageId === id)
+      .map((e) => e.subject)
+      .sort();
     expect(kinds).toEqual(['messaging.message.delivered', 'messaging.message.queued', 'messaging.message.sent']);
     await h.simJson('PUT', '/api/rules', []);
   });
@@ -142,7 +149,10 @@ describe('erasure', () => {
       return ms[0].status === 'CANCELED' ? ms : undefined;
     }, 'the cancel');
     expect(m).toMatchObject({ status: 'CANCELED', errorCode: 'CONTACT_DELETED', to: '[erased]', body: '' });
-    const event = await waitForRow(async () => h.events.find((e) => e.subject === 'messaging.message.canceled' && e.data.messageId === id), 'the canceled event');
+    const event = await waitForRow(
+      async () => h.events.find((e) => e.subject === 'messaging.message.canceled' && e.data.messageId === id),
+      'the canceled event',
+    );
     expect(event.data.to).toBe('[erased]');
   });
 });

@@ -71,7 +71,12 @@ export class DeliveryReports {
       }
     }
     if (first.length) {
-      const fast = await withRetry(() => applyByMessageId(this.ctx, first.map((i) => reports[i]!)));
+      const fast = await withRetry(() =>
+        applyByMessageId(
+          this.ctx,
+          first.map((i) => reports[i]!),
+        ),
+      );
       first.forEach((i, k) => (outcomes[i] = fast[k]));
     }
     const rest: number[] = [];
@@ -89,72 +94,81 @@ export class DeliveryReports {
 
   /** The general path: lock, decide in JS, write (handles fallbacks and repeats in one batch). */
   private async commitGeneral(reports: DeliveryReport[]): Promise<ReportOutcome[]> {
-    return withRetry(() => this.ctx.db.transaction().execute(async (trx) => {
-      // Our own callbacks carry mid=<message id>; the provider id is the fallback (rare, so a second query).
-      const ids = [...new Set(reports.flatMap((r) => (r.messageId ? [r.messageId] : [])))];
-      const byId = new Map<string, MessageRow>();
-      const byPmid = new Map<string, MessageRow>();
-      const remember = (rows: MessageRow[]) => {
-        for (const r of rows) {
-          byId.set(r.id, r);
-          if (r.provider_message_id) byPmid.set(r.provider_message_id, r);
-        }
-      };
-      const lockWhere = (idList: string[], pmidList: string[]) =>
-        trx
-          .selectFrom('messages')
-          .selectAll()
-          .where((eb) => eb.or([...(idList.length ? [eb('id', 'in', idList)] : []), ...(pmidList.length ? [eb('provider_message_id', 'in', pmidList)] : [])]))
-          .orderBy('id')
-          .forUpdate()
-          .execute();
-      const withoutMid = [...new Set(reports.filter((r) => !r.messageId).map((r) => r.providerMessageId))];
-      if (ids.length || withoutMid.length) remember(await lockWhere(ids, withoutMid));
-      const unresolved = [...new Set(reports.filter((r) => r.messageId && !byId.has(r.messageId) && !byPmid.has(r.providerMessageId)).map((r) => r.providerMessageId))];
-      if (unresolved.length) remember(await lockWhere([], unresolved));
-      const changed = new Map<string, MessageRow>();
-      const history: HistoryEntry[] = [];
-      const announce: MessageRow[] = [];
-      const result = reports.map((report): ReportOutcome => {
-        const found = (report.messageId && byId.get(report.messageId)) || byPmid.get(report.providerMessageId);
-        if (!found || found.direction !== 'OUTBOUND') return 'unknown';
-        const current = changed.get(found.id) ?? found;
-        const next: MessageRow = { ...current, provider_message_id: current.provider_message_id ?? report.providerMessageId, provider: current.provider ?? 'mocean' };
-        if (!advances(current.status, report.status)) {
-          if (current.provider_message_id === null) changed.set(next.id, { ...next, updated_at: report.at });
-          return 'ignored';
-        }
-        if (rankOf(current.status) < rankOf('SENT')) {
-          // The report overtook the record of the provider's acceptance (or that record was lost in a
-          // crash): the provider did accept it, so say so, in order.
-          next.status = 'SENT';
-          next.sent_at = current.sent_at ?? report.at;
+    return withRetry(() =>
+      this.ctx.db.transaction().execute(async (trx) => {
+        // Our own callbacks carry mid=<message id>; the provider id is the fallback (rare, so a second query).
+        const ids = [...new Set(reports.flatMap((r) => (r.messageId ? [r.messageId] : [])))];
+        const byId = new Map<string, MessageRow>();
+        const byPmid = new Map<string, MessageRow>();
+        const remember = (rows: MessageRow[]) => {
+          for (const r of rows) {
+            byId.set(r.id, r);
+            if (r.provider_message_id) byPmid.set(r.provider_message_id, r);
+          }
+        };
+        const lockWhere = (idList: string[], pmidList: string[]) =>
+          trx
+            .selectFrom('messages')
+            .selectAll()
+            .where((eb) => eb.or([...(idList.length ? [eb('id', 'in', idList)] : []), ...(pmidList.length ? [eb('provider_message_id', 'in', pmidList)] : [])]))
+            .orderBy('id')
+            .forUpdate()
+            .execute();
+        const withoutMid = [...new Set(reports.filter((r) => !r.messageId).map((r) => r.providerMessageId))];
+        if (ids.length || withoutMid.length) remember(await lockWhere(ids, withoutMid));
+        const unresolved = [
+          ...new Set(reports.filter((r) => r.messageId && !byId.has(r.messageId) && !byPmid.has(r.providerMessageId)).map((r) => r.providerMessageId)),
+        ];
+        if (unresolved.length) remember(await lockWhere([], unresolved));
+        const changed = new Map<string, MessageRow>();
+        const history: HistoryEntry[] = [];
+        const announce: MessageRow[] = [];
+        const result = reports.map((report): ReportOutcome => {
+          const found = (report.messageId && byId.get(report.messageId)) || byPmid.get(report.providerMessageId);
+          if (!found || found.direction !== 'OUTBOUND') return 'unknown';
+          const current = changed.get(found.id) ?? found;
+          const next: MessageRow = {
+            ...current,
+            provider_message_id: current.provider_message_id ?? report.providerMessageId,
+            provider: current.provider ?? 'mocean',
+          };
+          if (!advances(current.status, report.status)) {
+            if (current.provider_message_id === null) changed.set(next.id, { ...next, updated_at: report.at });
+            return 'ignored';
+          }
+          if (rankOf(current.status) < rankOf('SENT')) {
+            // The report overtook the record of the provider's acceptance (or that record was lost in a
+            // crash): the provider did accept it, so say so, in order.
+            next.status = 'SENT';
+            next.sent_at = current.sent_at ?? report.at;
+            next.lease_until = null;
+            history.push({ messageId: next.id, status: 'SENT', at: report.at, detail: 'implied by a delivery report' });
+            announce.push({ ...next });
+          }
+          next.status = report.status as MessageStatus;
           next.lease_until = null;
-          history.push({ messageId: next.id, status: 'SENT', at: report.at, detail: 'implied by a delivery report' });
+          next.updated_at = report.at;
+          if (report.status === 'DELIVERED') {
+            next.delivered_at = report.at;
+            next.error_code = null;
+            next.error_message = null;
+          } else {
+            const code = report.carrierCode !== '0' ? `CARRIER_${report.carrierCode}` : report.status === 'EXPIRED' ? 'EXPIRED' : 'CARRIER_UNKNOWN';
+            next.error_code = code;
+            next.error_message =
+              report.status === 'EXPIRED'
+                ? `The carrier gave up delivering before the message's validity ran out (Mocean dlr-status 3, error code ${report.carrierCode})`
+                : `The carrier could not deliver the message (Mocean dlr-status 2, error code ${report.carrierCode})`;
+          }
+          history.push({ messageId: next.id, status: next.status, at: report.at, detail: report.status === 'DELIVERED' ? null : next.error_message });
           announce.push({ ...next });
-        }
-        next.status = report.status as MessageStatus;
-        next.lease_until = null;
-        next.updated_at = report.at;
-        if (report.status === 'DELIVERED') {
-          next.delivered_at = report.at;
-          next.error_code = null;
-          next.error_message = null;
-        } else {
-          const code = report.carrierCode !== '0' ? `CARRIER_${report.carrierCode}` : report.status === 'EXPIRED' ? 'EXPIRED' : 'CARRIER_UNKNOWN';
-          next.error_code = code;
-          next.error_message = report.status === 'EXPIRED'
-            ? `The carrier gave up delivering before the message's validity ran out (Mocean dlr-status 3, error code ${report.carrierCode})`
-            : `The carrier could not deliver the message (Mocean dlr-status 2, error code ${report.carrierCode})`;
-        }
-        history.push({ messageId: next.id, status: next.status, at: report.at, detail: report.status === 'DELIVERED' ? null : next.error_message });
-        announce.push({ ...next });
-        changed.set(next.id, next);
-        return 'applied';
-      });
-      await writeChanges(trx, { rows: [...changed.values()], history, announce }, this.ctx.clock);
-      return result;
-    }));
+          changed.set(next.id, next);
+          return 'applied';
+        });
+        await writeChanges(trx, { rows: [...changed.values()], history, announce }, this.ctx.clock);
+        return result;
+      }),
+    );
   }
 }
 
@@ -162,9 +176,10 @@ export class DeliveryReports {
 function finalErrorOf(report: DeliveryReport): { code: string | null; message: string | null } {
   if (report.status === 'DELIVERED') return { code: null, message: null };
   const code = report.carrierCode !== '0' ? `CARRIER_${report.carrierCode}` : report.status === 'EXPIRED' ? 'EXPIRED' : 'CARRIER_UNKNOWN';
-  const message = report.status === 'EXPIRED'
-    ? `The carrier gave up delivering before the message's validity ran out (Mocean dlr-status 3, error code ${report.carrierCode})`
-    : `The carrier could not deliver the message (Mocean dlr-status 2, error code ${report.carrierCode})`;
+  const message =
+    report.status === 'EXPIRED'
+      ? `The carrier gave up delivering before the message's validity ran out (Mocean dlr-status 3, error code ${report.carrierCode})`
+      : `The carrier could not deliver the message (Mocean dlr-status 2, error code ${report.carrierCode})`;
   return { code, message };
 }
 

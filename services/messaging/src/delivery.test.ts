@@ -6,7 +6,9 @@ import { contactData, MESSAGE_FIELDS, startHarness, waitForRow, WEBHOOK_SECRET, 
 let h: Harness;
 beforeAll(async () => {
   h = await startHarness('msg_delivery');
-  const created = await h.gql(`mutation { createTemplate(input: { name: "order_shipped", body: "Hi {{ contact.firstName | default: \\"there\\" }}, order {{ orderId }} has shipped." }) { name variables } }`);
+  const created = await h.gql(
+    `mutation { createTemplate(input: { name: "order_shipped", body: "Hi {{ contact.firstName | default: \\"there\\" }}, order {{ orderId }} has shipped." }) { name variables } }`,
+  );
   expect(created.errors).toBeUndefined();
 });
 afterAll(async () => {
@@ -29,10 +31,13 @@ async function message(id: string) {
 }
 
 async function untilStatus(id: string, ...statuses: string[]) {
-  return waitForRow(async () => {
-    const m = await message(id);
-    return statuses.includes(m.status) ? m : undefined;
-  }, `message ${id} to reach ${statuses.join('/')}`);
+  return waitForRow(
+    async () => {
+      const m = await message(id);
+      return statuses.includes(m.status) ? m : undefined;
+    },
+    `message ${id} to reach ${statuses.join('/')}`,
+  );
 }
 
 async function postDlr(fields: Record<string, string>, query: string) {
@@ -73,13 +78,24 @@ describe('sending through the carrier simulator', () => {
     expect(inbox.map((m) => m.text)).toEqual(['Hi Grace, order A-1001 has shipped.']);
     expect(inbox[0]).toMatchObject({ from: 'Textloop', msgid: delivered.providerMessageId });
 
-    const event = await waitForRow(async () => h.events.find((e) => e.subject === 'messaging.message.delivered' && e.data.messageId === queued.id), 'the delivered event');
+    const event = await waitForRow(
+      async () => h.events.find((e) => e.subject === 'messaging.message.delivered' && e.data.messageId === queued.id),
+      'the delivered event',
+    );
     expect(event).toMatchObject({
       specversion: '1.0',
       type: 'messaging.message.delivered',
       source: 'textloop/messaging',
       datacontenttype: 'application/json',
-      data: { messageId: queued.id, contactId, to: '+14155550101', status: 'DELIVERED', segments: 1, price: { amount: '0.0079', currency: 'USD' }, providerMessageId: delivered.providerMessageId },
+      data: {
+        messageId: queued.id,
+        contactId,
+        to: '+14155550101',
+        status: 'DELIVERED',
+        segments: 1,
+        price: { amount: '0.0079', currency: 'USD' },
+        providerMessageId: delivered.providerMessageId,
+      },
     });
     const kinds = h.events.filter((e) => e.data?.messageId === queued.id).map((e) => e.subject);
     expect(kinds.sort()).toEqual(['messaging.message.delivered', 'messaging.message.queued', 'messaging.message.sent']);
@@ -88,10 +104,20 @@ describe('sending through the carrier simulator', () => {
   it('consumes messaging.cmd.send once per requestId and echoes the correlation', async () => {
     const contactId = newId();
     await h.publish('contacts.contact.created', contactData(contactId, '+14155550102', { firstName: null }));
-    const command = { requestId: 'run-1:step-1', contactId, template: 'order_shipped', variables: { orderId: 'B-7' }, category: 'TRANSACTIONAL', correlation: { automationRunId: 'run-1', step: 1 } };
+    const command = {
+      requestId: 'run-1:step-1',
+      contactId,
+      template: 'order_shipped',
+      variables: { orderId: 'B-7' },
+      category: 'TRANSACTIONAL',
+      correlation: { automationRunId: 'run-1', step: 1 },
+    };
     await h.publish('messaging.cmd.send', command, { source: 'textloop/scheduling' });
     await h.publish('messaging.cmd.send', command, { source: 'textloop/scheduling' }); // same request, another event id
-    const delivered = await waitForRow(async () => h.events.find((e) => e.subject === 'messaging.message.delivered' && e.data.contactId === contactId), 'the delivered event of the command');
+    const delivered = await waitForRow(
+      async () => h.events.find((e) => e.subject === 'messaging.message.delivered' && e.data.contactId === contactId),
+      'the delivered event of the command',
+    );
     expect(delivered.data.correlation).toEqual({ automationRunId: 'run-1', step: 1 });
     const queuedEvent = h.events.find((e) => e.subject === 'messaging.message.queued' && e.data.contactId === contactId);
     expect(queuedEvent?.data.correlation).toEqual({ automationRunId: 'run-1', step: 1 });
@@ -105,8 +131,15 @@ describe('sending through the carrier simulator', () => {
   });
 
   it('turns a command that cannot succeed into a FAILED message the requester hears about', async () => {
-    await h.publish('messaging.cmd.send', { requestId: 'bad-1', to: '+14155550103', template: 'no_such_template', category: 'MARKETING', correlation: { surveyInvitationId: 'inv-1' } }, { source: 'textloop/feedback' });
-    const failed = await waitForRow(async () => h.events.find((e) => e.subject === 'messaging.message.failed' && e.data.correlation?.surveyInvitationId === 'inv-1'), 'the failed event');
+    await h.publish(
+      'messaging.cmd.send',
+      { requestId: 'bad-1', to: '+14155550103', template: 'no_such_template', category: 'MARKETING', correlation: { surveyInvitationId: 'inv-1' } },
+      { source: 'textloop/feedback' },
+    );
+    const failed = await waitForRow(
+      async () => h.events.find((e) => e.subject === 'messaging.message.failed' && e.data.correlation?.surveyInvitationId === 'inv-1'),
+      'the failed event',
+    );
     expect(failed.data).toMatchObject({ status: 'FAILED', errorCode: 'TEMPLATE_NOT_FOUND', to: '+14155550103', category: 'MARKETING' });
     expect(await h.handset('+14155550103')).toHaveLength(0);
   });
@@ -152,7 +185,10 @@ describe('sending through the carrier simulator', () => {
       expect(failed.errorCode).toBe('PROVIDER_REJECTED');
       expect(failed.errorMessage).toBe('Mocean status 5: Destination number black-listed');
       expect(failed.statusHistory.map((s: { status: string }) => s.status)).toEqual(['QUEUED', 'SENDING', 'FAILED']);
-      const event = await waitForRow(async () => h.events.find((e) => e.subject === 'messaging.message.failed' && e.data.messageId === queued.id), 'failed event');
+      const event = await waitForRow(
+        async () => h.events.find((e) => e.subject === 'messaging.message.failed' && e.data.messageId === queued.id),
+        'failed event',
+      );
       expect(event.data.errorCode).toBe('PROVIDER_REJECTED');
     } finally {
       await h.simJson('PUT', '/api/rules', []);
@@ -194,16 +230,32 @@ describe('sending through the carrier simulator', () => {
     try {
       const queued = await send({ to: '+14155550190', body: 'Secret test' });
       const sent = await untilStatus(queued.id, 'SENT');
-      const historyCount = async () => Number((await h.main.deps.db.selectFrom('message_status_history').select(sql<number>`count(*)`.as('n')).executeTakeFirstOrThrow()).n);
-      const before = { row: await h.main.deps.db.selectFrom('messages').selectAll().where('id', '=', queued.id).executeTakeFirstOrThrow(), history: await historyCount() };
+      const historyCount = async () =>
+        Number(
+          (
+            await h.main.deps.db
+              .selectFrom('message_status_history')
+              .select(sql<number>`count(*)`.as('n'))
+              .executeTakeFirstOrThrow()
+          ).n,
+        );
+      const before = {
+        row: await h.main.deps.db.selectFrom('messages').selectAll().where('id', '=', queued.id).executeTakeFirstOrThrow(),
+        history: await historyCount(),
+      };
       const form = { 'mocean-msgid': sent.providerMessageId, 'mocean-dlr-status': '2', 'mocean-error-code': '1' };
       expect((await postDlr(form, `?secret=wrong&mid=${queued.id}`)).status).toBe(401);
       expect((await postDlr(form, `?mid=${queued.id}`)).status).toBe(401);
-      expect((await postDlr({ 'mocean-msgid': sent.providerMessageId, 'mocean-dlr-status': 'seven' }, `?secret=${WEBHOOK_SECRET}&mid=${queued.id}`)).status).toBe(400);
+      expect(
+        (await postDlr({ 'mocean-msgid': sent.providerMessageId, 'mocean-dlr-status': 'seven' }, `?secret=${WEBHOOK_SECRET}&mid=${queued.id}`)).status,
+      ).toBe(400);
       expect((await postDlr({ 'mocean-dlr-status': '1' }, `?secret=${WEBHOOK_SECRET}&mid=${queued.id}`)).status).toBe(400);
       // Unknown message: acknowledged (a retry would not help), nothing recorded.
       expect((await postDlr({ 'mocean-msgid': 'nope', 'mocean-dlr-status': '1' }, `?secret=${WEBHOOK_SECRET}&mid=nope`)).status).toBe(200);
-      const after = { row: await h.main.deps.db.selectFrom('messages').selectAll().where('id', '=', queued.id).executeTakeFirstOrThrow(), history: await historyCount() };
+      const after = {
+        row: await h.main.deps.db.selectFrom('messages').selectAll().where('id', '=', queued.id).executeTakeFirstOrThrow(),
+        history: await historyCount(),
+      };
       expect(after).toEqual(before);
       // The header carries the secret as well as the query parameter; without mid, the provider id finds the message.
       const res = await fetch(`${h.main.url}/webhooks/mocean/dlr`, {
@@ -221,13 +273,29 @@ describe('sending through the carrier simulator', () => {
   it('stores a reply as RECEIVED and links it to the message it answers', async () => {
     const contactId = newId();
     await h.publish('contacts.contact.created', contactData(contactId, '+14155550105'));
-    await h.publish('messaging.cmd.send', { requestId: 'survey-1', contactId, body: 'How likely are you to recommend us? Reply 0-10', category: 'SURVEY', correlation: { surveyInvitationId: 'inv-9' } }, { source: 'textloop/feedback' });
-    const delivered = await waitForRow(async () => h.events.find((e) => e.subject === 'messaging.message.delivered' && e.data.contactId === contactId), 'survey delivered');
+    await h.publish(
+      'messaging.cmd.send',
+      {
+        requestId: 'survey-1',
+        contactId,
+        body: 'How likely are you to recommend us? Reply 0-10',
+        category: 'SURVEY',
+        correlation: { surveyInvitationId: 'inv-9' },
+      },
+      { source: 'textloop/feedback' },
+    );
+    const delivered = await waitForRow(
+      async () => h.events.find((e) => e.subject === 'messaging.message.delivered' && e.data.contactId === contactId),
+      'survey delivered',
+    );
     await h.simJson('PUT', '/api/config', { inboundUrl: `${h.main.url}/webhooks/mocean/inbound?secret=${WEBHOOK_SECRET}` });
     await h.simJson('PUT', '/api/rules', [{ match: '+1415555010', outcome: 'DELIVERED', duplicateInbound: true }]);
     try {
       await h.simJson('POST', `/api/handsets/${encodeURIComponent('+14155550105')}/reply`, { to: 'Textloop', text: '9' });
-      const received = await waitForRow(async () => h.events.find((e) => e.subject === 'messaging.message.received' && e.data.contactId === contactId), 'the received event');
+      const received = await waitForRow(
+        async () => h.events.find((e) => e.subject === 'messaging.message.received' && e.data.contactId === contactId),
+        'the received event',
+      );
       expect(received.data).toMatchObject({
         contactId,
         from: '+14155550105',
@@ -237,9 +305,19 @@ describe('sending through the carrier simulator', () => {
       });
       await waitForRow(async () => (await h.simJson('GET', '/api/stats')).inboundPosted >= 2, 'the duplicate inbound post');
       await new Promise((r) => setTimeout(r, 100));
-      const inbound = await h.gql(`query($f: MessageFilter) { messages(filter: $f) { totalCount nodes { status direction body from to category contact { id } } } }`, { f: { contactId, direction: 'INBOUND' } });
+      const inbound = await h.gql(
+        `query($f: MessageFilter) { messages(filter: $f) { totalCount nodes { status direction body from to category contact { id } } } }`,
+        { f: { contactId, direction: 'INBOUND' } },
+      );
       expect(inbound.data.messages.totalCount).toBe(1);
-      expect(inbound.data.messages.nodes[0]).toMatchObject({ status: 'RECEIVED', direction: 'INBOUND', body: '9', from: '+14155550105', category: 'SURVEY', contact: { id: contactId } });
+      expect(inbound.data.messages.nodes[0]).toMatchObject({
+        status: 'RECEIVED',
+        direction: 'INBOUND',
+        body: '9',
+        from: '+14155550105',
+        category: 'SURVEY',
+        contact: { id: contactId },
+      });
       expect(h.events.filter((e) => e.subject === 'messaging.message.received' && e.data.contactId === contactId)).toHaveLength(1);
     } finally {
       await h.simJson('PUT', '/api/rules', []);

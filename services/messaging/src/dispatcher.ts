@@ -186,7 +186,10 @@ export class Dispatcher {
         await this.recorder.push({ claimed: row, result, at: this.ctx.clock.now() });
       } catch (err) {
         // Left SENDING: the lease expires and the row is claimed again (same reference, no duplicate).
-        this.ctx.logger.error({ err: (err as Error).message, messageId: row.id }, 'could not record a send result; the message will be retried after its lease');
+        this.ctx.logger.error(
+          { err: (err as Error).message, messageId: row.id },
+          'could not record a send result; the message will be retried after its lease',
+        );
       } finally {
         this.inFlight--;
         if (this.inFlight < this.ctx.config.dispatch.concurrency / 2) this.wake?.();
@@ -230,7 +233,12 @@ export class Dispatcher {
    * general path. Returns how many were first acceptances.
    */
   private async recordAccepted(outcomes: Outcome[]): Promise<number> {
-    const rows = outcomes.map(({ claimed, result, at }) => ({ id: claimed.id, pmid: (result as { providerMessageId: string }).providerMessageId, at, e: newId() }));
+    const rows = outcomes.map(({ claimed, result, at }) => ({
+      id: claimed.id,
+      pmid: (result as { providerMessageId: string }).providerMessageId,
+      at,
+      e: newId(),
+    }));
     const provider = this.provider.name;
     const time = this.ctx.clock.now().toISOString();
     const result = await sql<{ n: number }>`
@@ -288,7 +296,10 @@ export class Dispatcher {
     await withRetry(() =>
       this.ctx.db.transaction().execute(async (trx) => {
         counts.sent = counts.retried = counts.failed = 0;
-        const locked = await lockMessages(trx, outcomes.map((o) => o.claimed.id));
+        const locked = await lockMessages(
+          trx,
+          outcomes.map((o) => o.claimed.id),
+        );
         const changed = new Map<string, MessageRow>();
         const announce = new Map<string, MessageRow>();
         const history: HistoryEntry[] = [];
@@ -327,7 +338,12 @@ export class Dispatcher {
             next.status = 'QUEUED';
             next.not_before = new Date(at.getTime() + delay);
             next.error_message = result.message;
-            history.push({ messageId: next.id, status: 'QUEUED', at, detail: `attempt ${current.attempts} failed (${result.message}); retry ${current.attempts + 1} of ${maxAttempts} in ${delay} ms` });
+            history.push({
+              messageId: next.id,
+              status: 'QUEUED',
+              at,
+              detail: `attempt ${current.attempts} failed (${result.message}); retry ${current.attempts + 1} of ${maxAttempts} in ${delay} ms`,
+            });
             counts.retried++;
           } else {
             next.status = 'FAILED';

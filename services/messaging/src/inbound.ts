@@ -72,12 +72,7 @@ export async function receiveInbound(ctx: MessagingContext, sms: InboundSms, ste
   const now = ctx.clock.now();
   const key = dedupeKey(sms);
   const outcome = await ctx.db.transaction().execute(async (trx) => {
-    const contact = await trx
-      .selectFrom('contacts')
-      .selectAll()
-      .where('phone', '=', sms.from)
-      .orderBy('updated_at', 'desc')
-      .executeTakeFirst();
+    const contact = await trx.selectFrom('contacts').selectAll().where('phone', '=', sms.from).orderBy('updated_at', 'desc').executeTakeFirst();
     const last = await trx
       .selectFrom('messages')
       .select(['id', 'category', 'correlation'])
@@ -117,7 +112,12 @@ export async function receiveInbound(ctx: MessagingContext, sms: InboundSms, ste
       sent_at: null,
       delivered_at: null,
     };
-    const inserted = await trx.insertInto('messages').values(toInsertable(message)).onConflict((oc) => oc.column('idempotency_key').where('idempotency_key', 'is not', null).doNothing()).returning('id').executeTakeFirst();
+    const inserted = await trx
+      .insertInto('messages')
+      .values(toInsertable(message))
+      .onConflict((oc) => oc.column('idempotency_key').where('idempotency_key', 'is not', null).doNothing())
+      .returning('id')
+      .executeTakeFirst();
     if (!inserted) {
       const first = await trx.selectFrom('messages').selectAll().where('idempotency_key', '=', key!).executeTakeFirstOrThrow();
       return { message: first, duplicate: true };
@@ -128,7 +128,15 @@ export async function receiveInbound(ctx: MessagingContext, sms: InboundSms, ste
       message,
       contact,
       inReplyTo,
-      received: { messageId: message.id, contactId: message.contact_id, from: sms.from, to: sms.to, body: sms.text, conversationId: null, inReplyTo: inReplyTo ?? null },
+      received: {
+        messageId: message.id,
+        contactId: message.contact_id,
+        from: sms.from,
+        to: sms.to,
+        body: sms.text,
+        conversationId: null,
+        inReplyTo: inReplyTo ?? null,
+      },
       events: [],
     };
     for (const step of steps) await step(inbound);

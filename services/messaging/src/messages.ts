@@ -81,7 +81,14 @@ export async function listMessages(ctx: MessagingContext, filter: MessageFilter,
 export async function historyFor(ctx: MessagingContext, ids: string[]): Promise<Map<string, HistoryRow[]>> {
   const out = new Map<string, HistoryRow[]>();
   if (ids.length === 0) return out;
-  const rows = await ctx.db.selectFrom('message_status_history').selectAll().where('message_id', 'in', ids).orderBy('message_id').orderBy('at').orderBy('id').execute();
+  const rows = await ctx.db
+    .selectFrom('message_status_history')
+    .selectAll()
+    .where('message_id', 'in', ids)
+    .orderBy('message_id')
+    .orderBy('at')
+    .orderBy('id')
+    .execute();
   for (const r of rows) {
     const list = out.get(r.message_id) ?? [];
     list.push(r);
@@ -110,7 +117,10 @@ const SENT_STATUSES = ['SENT', 'DELIVERED', 'UNDELIVERED', 'EXPIRED'] as const;
  * Counts over messages created in [since, until). sent = outbound that reached the provider (SENT or
  * later); cost = exact sum of the prices of those, per currency.
  */
-export async function messagingStats(ctx: MessagingContext, options: { since?: Date | null; until?: Date | null; category?: MessageCategory | null }): Promise<Stats> {
+export async function messagingStats(
+  ctx: MessagingContext,
+  options: { since?: Date | null; until?: Date | null; category?: MessageCategory | null },
+): Promise<Stats> {
   let q = ctx.db.selectFrom('messages');
   if (options.since) q = q.where('created_at', '>=', options.since);
   if (options.until) q = q.where('created_at', '<', options.until);
@@ -178,7 +188,11 @@ export async function queueStats(ctx: MessagingContext): Promise<QueueStats> {
         sql<Date | null>`min(created_at) filter (where status = 'QUEUED')`.as('oldest'),
       ])
       .executeTakeFirstOrThrow(),
-    ctx.db.selectFrom('messages').where('status', '=', 'SCHEDULED').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
+    ctx.db
+      .selectFrom('messages')
+      .where('status', '=', 'SCHEDULED')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow(),
   ]);
   return {
     queued: Number(active.queued),

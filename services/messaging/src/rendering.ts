@@ -41,8 +41,17 @@ export type ContactContext = Record<(typeof CONTACT_KEYS)[number], unknown>;
 export function contactContext(contact: Selectable<ContactsTable> | undefined, fallback: { phone?: string; country?: string } = {}): ContactContext {
   if (!contact) {
     return {
-      id: null, firstName: null, lastName: null, phone: fallback.phone ?? null, email: null, locale: null, timezone: null,
-      country: fallback.country ?? null, externalId: null, attributes: {}, tags: [],
+      id: null,
+      firstName: null,
+      lastName: null,
+      phone: fallback.phone ?? null,
+      email: null,
+      locale: null,
+      timezone: null,
+      country: fallback.country ?? null,
+      externalId: null,
+      attributes: {},
+      tags: [],
     };
   }
   return {
@@ -101,7 +110,10 @@ export class TemplateRenderer {
         const hint = missing.startsWith('contact.')
           ? `the contact has no "${missing.slice('contact.'.length)}"`
           : `pass it in variables, e.g. {"${missing.split(/[.[]/)[0]}": …}`;
-        throw new TemplateRenderError(`The template needs the variable "${missing}", which is not set: ${hint}, or give it a fallback with | default: "…"`, missing);
+        throw new TemplateRenderError(
+          `The template needs the variable "${missing}", which is not set: ${hint}, or give it a fallback with | default: "…"`,
+          missing,
+        );
       }
       throw new TemplateRenderError(`The template could not be rendered: ${message}`);
     }

@@ -18,8 +18,15 @@ const PREVIEW = `query($input: PreviewMessageInput!) { previewMessage(input: $in
 /** Rows a new message writes (earlier messages keep changing in the background as they are delivered). */
 async function counts() {
   const db = h.main.deps.db;
-  const messages = await db.selectFrom('messages').select(sql<number>`count(*)`.as('n')).executeTakeFirstOrThrow();
-  const created = await db.selectFrom('message_status_history').select(sql<number>`count(*)`.as('n')).where('status', 'in', ['QUEUED', 'SUPPRESSED']).executeTakeFirstOrThrow();
+  const messages = await db
+    .selectFrom('messages')
+    .select(sql<number>`count(*)`.as('n'))
+    .executeTakeFirstOrThrow();
+  const created = await db
+    .selectFrom('message_status_history')
+    .select(sql<number>`count(*)`.as('n'))
+    .where('status', 'in', ['QUEUED', 'SUPPRESSED'])
+    .executeTakeFirstOrThrow();
   const queuedEvents = h.events.filter((e) => e.subject === 'messaging.message.queued' || e.subject === 'messaging.message.suppressed').length;
   return { messages: Number(messages.n), history: Number(created.n), queuedEvents };
 }
@@ -38,10 +45,14 @@ function errorOf(res: { errors?: Array<{ message: string; extensions?: Record<st
 
 describe('templates', () => {
   it('creates, lists and updates templates with their variables', async () => {
-    const created = await h.gql(`mutation { createTemplate(input: { name: "welcome", body: "Hi {{ contact.firstName | default: \\"there\\" }}, your order {{ orderId }} is in." }) { id name category variables } }`);
+    const created = await h.gql(
+      `mutation { createTemplate(input: { name: "welcome", body: "Hi {{ contact.firstName | default: \\"there\\" }}, your order {{ orderId }} is in." }) { id name category variables } }`,
+    );
     expect(created.errors).toBeUndefined();
     expect(created.data.createTemplate).toMatchObject({ name: 'welcome', category: 'TRANSACTIONAL', variables: ['contact.firstName', 'orderId'] });
-    const updated = await h.gql(`mutation { updateTemplate(name: "welcome", input: { name: "welcome", body: "Welcome {{ contact.firstName | default: \\"friend\\" }}!", category: MARKETING }) { name category variables body } }`);
+    const updated = await h.gql(
+      `mutation { updateTemplate(name: "welcome", input: { name: "welcome", body: "Welcome {{ contact.firstName | default: \\"friend\\" }}!", category: MARKETING }) { name category variables body } }`,
+    );
     expect(updated.data.updateTemplate).toMatchObject({ category: 'MARKETING', variables: ['contact.firstName'] });
     const listed = await h.gql(`{ templates { name } template(name: "welcome") { body } missing: template(name: "nope") { id } }`);
     expect(listed.data.templates.map((t: { name: string }) => t.name)).toContain('welcome');
@@ -65,7 +76,9 @@ describe('templates', () => {
 
 describe('sendMessage', () => {
   it('refuses an unknown variable with BAD_USER_INPUT and writes nothing', async () => {
-    await h.gql(`mutation { createTemplate(input: { name: "shipped", body: "Order {{ orderId }} shipped, {{ contact.firstName | default: \\"there\\" }}" }) { id } }`);
+    await h.gql(
+      `mutation { createTemplate(input: { name: "shipped", body: "Order {{ orderId }} shipped, {{ contact.firstName | default: \\"there\\" }}" }) { id } }`,
+    );
     const contactId = await seedContact('+14155550151', { firstName: null });
     const before = await counts();
     const err = errorOf(await h.gql(SEND, { input: { contactId, template: 'shipped', variables: { orderID: 'typo' } } }));
@@ -76,7 +89,10 @@ describe('sendMessage', () => {
     const inline = errorOf(await h.gql(SEND, { input: { to: '+14155550101', body: 'Hi {{ nobody }}' } }));
     expect(inline.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'variables' });
     expect(inline.message).toMatch(/"nobody"/);
-    expect(errorOf(await h.gql(SEND, { input: { to: '+14155550101', body: 'Hi {{ nobody ' } })).extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'body' });
+    expect(errorOf(await h.gql(SEND, { input: { to: '+14155550101', body: 'Hi {{ nobody ' } })).extensions).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      field: 'body',
+    });
     expect(await counts()).toEqual(before);
     const personal = await h.gql(SEND, { input: { contactId, body: 'Hi {{ contact.firstName | default: "you" }}, {{ contact.attributes.plan }} plan' } });
     expect(personal.data.sendMessage.body).toBe('Hi you, gold plan');
@@ -93,12 +109,17 @@ describe('sendMessage', () => {
     expect(errorOf(await h.gql(SEND, { input: { body: 'hi' } })).extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'to' });
     expect(errorOf(await h.gql(SEND, { input: { to: '+14155550152', contactId: 'x', body: 'hi' } })).extensions).toMatchObject({ code: 'BAD_USER_INPUT' });
     expect(errorOf(await h.gql(SEND, { input: { to: '+14155550152' } })).extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'body' });
-    expect(errorOf(await h.gql(SEND, { input: { to: '+14155550152', body: 'hi', template: 'shipped' } })).extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'body' });
+    expect(errorOf(await h.gql(SEND, { input: { to: '+14155550152', body: 'hi', template: 'shipped' } })).extensions).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      field: 'body',
+    });
     const phone = errorOf(await h.gql(SEND, { input: { to: '12', body: 'hi' } }));
     expect(phone.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'to' });
     expect(phone.message).toMatch(/too short/);
     expect(errorOf(await h.gql(SEND, { input: { to: '020 7946 0958', body: 'hi' } })).extensions).toMatchObject({ field: 'to' });
-    expect(errorOf(await h.gql(SEND, { input: { to: '+14155550152', body: 'hi', from: 'A sender that is far too long' } })).extensions).toMatchObject({ field: 'from' });
+    expect(errorOf(await h.gql(SEND, { input: { to: '+14155550152', body: 'hi', from: 'A sender that is far too long' } })).extensions).toMatchObject({
+      field: 'from',
+    });
     expect(errorOf(await h.gql(SEND, { input: { to: '+14155550152', body: 'hi', variables: [1] } })).extensions).toMatchObject({ field: 'variables' });
     expect(await counts()).toEqual(before);
     // A national number with defaultCountry; the sender follows the destination country.
@@ -120,12 +141,20 @@ describe('sendMessage', () => {
     expect(a.errors).toBeUndefined();
     expect(b.data.sendMessage.id).toBe(a.data.sendMessage.id);
     expect(c.data.sendMessage.id).toBe(a.data.sendMessage.id);
-    await waitForRow(async () => (await h.gql(`query($id: ID!) { message(id: $id) { status } }`, { id: a.data.sendMessage.id })).data.message.status === 'DELIVERED', 'delivery');
+    await waitForRow(
+      async () => (await h.gql(`query($id: ID!) { message(id: $id) { status } }`, { id: a.data.sendMessage.id })).data.message.status === 'DELIVERED',
+      'delivery',
+    );
     expect(await h.handset('+14155550153')).toHaveLength(1);
     const rows = await h.main.deps.db.selectFrom('messages').select('id').where('to_number', '=', '+14155550153').execute();
     expect(rows).toHaveLength(1);
     // The same key twice in one batch is one message too.
-    const batch = await h.gql(SEND_MANY, { inputs: [{ to: '+14155550155', body: 'Twice', idempotencyKey: 'k-2' }, { to: '+14155550155', body: 'Twice', idempotencyKey: 'k-2' }] });
+    const batch = await h.gql(SEND_MANY, {
+      inputs: [
+        { to: '+14155550155', body: 'Twice', idempotencyKey: 'k-2' },
+        { to: '+14155550155', body: 'Twice', idempotencyKey: 'k-2' },
+      ],
+    });
     expect(batch.data.sendMessages[0].id).toBe(batch.data.sendMessages[1].id);
   });
 
@@ -136,7 +165,10 @@ describe('sendMessage', () => {
       const sent = await h.gql(SEND, { input: { contactId, body: 'Still interested?' } });
       const id = sent.data.sendMessage.id;
       // The provider is down, so it waits for a retry; then the contact unsubscribes.
-      await waitForRow(async () => (await h.gql(`query($id: ID!) { message(id: $id) { statusHistory { status } } }`, { id })).data.message.statusHistory.length >= 3, 'a failed attempt');
+      await waitForRow(
+        async () => (await h.gql(`query($id: ID!) { message(id: $id) { statusHistory { status } } }`, { id })).data.message.statusHistory.length >= 3,
+        'a failed attempt',
+      );
       await h.publish('contacts.contact.unsubscribed', { contactId, phone: '+14155550156', reason: 'API' });
       const message = await waitForRow(async () => {
         const m = (await h.gql(`query($id: ID!) { message(id: $id) { status errorCode } }`, { id })).data.message;
@@ -166,10 +198,16 @@ describe('sendMessage', () => {
     expect(byContact.data.sendMessage.statusHistory.map((s: { status: string }) => s.status)).toEqual(['SUPPRESSED']);
     const byNumber = await h.gql(SEND, { input: { to: '(415) 555-0154', defaultCountry: 'US', body: 'Deal!' } });
     expect(byNumber.data.sendMessage).toMatchObject({ status: 'SUPPRESSED', errorCode: 'OPTED_OUT', contact: { id: contactId } });
-    const event = await waitForRow(async () => h.events.find((e) => e.subject === 'messaging.message.suppressed' && e.data.messageId === byNumber.data.sendMessage.id), 'suppressed event');
+    const event = await waitForRow(
+      async () => h.events.find((e) => e.subject === 'messaging.message.suppressed' && e.data.messageId === byNumber.data.sendMessage.id),
+      'suppressed event',
+    );
     expect(event.data.errorCode).toBe('OPTED_OUT');
     await h.publish('contacts.contact.resubscribed', { contactId, phone: '+14155550154', reason: 'API' });
-    await waitForRow(async () => (await h.main.deps.db.selectFrom('contacts').select('subscribed').where('id', '=', contactId).executeTakeFirst())?.subscribed, 'the resubscribe');
+    await waitForRow(
+      async () => (await h.main.deps.db.selectFrom('contacts').select('subscribed').where('id', '=', contactId).executeTakeFirst())?.subscribed,
+      'the resubscribe',
+    );
     const again = await h.gql(SEND, { input: { contactId, body: 'Welcome back' } });
     expect(again.data.sendMessage.status).toBe('QUEUED');
     await new Promise((r) => setTimeout(r, 200));
@@ -186,10 +224,19 @@ describe('sendMessages', () => {
     expect(sent).toHaveLength(1000);
     expect(new Set(sent.map((m) => m.id)).size).toBe(1000);
     expect(sent[999]).toMatchObject({ status: 'QUEUED', to: '+15123000999', body: 'Bulk 999' });
-    await waitForRow(async () => {
-      const r = await h.main.deps.db.selectFrom('messages').select(sql<number>`count(*)`.as('n')).where('to_number', 'like', '+1512300%').where('status', '=', 'DELIVERED').executeTakeFirstOrThrow();
-      return Number(r.n) === 1000;
-    }, 'all 1,000 delivered', 60_000);
+    await waitForRow(
+      async () => {
+        const r = await h.main.deps.db
+          .selectFrom('messages')
+          .select(sql<number>`count(*)`.as('n'))
+          .where('to_number', 'like', '+1512300%')
+          .where('status', '=', 'DELIVERED')
+          .executeTakeFirstOrThrow();
+        return Number(r.n) === 1000;
+      },
+      'all 1,000 delivered',
+      60_000,
+    );
     expect(await h.handset('+15123000500')).toHaveLength(1);
   }, 90_000);
 
@@ -209,7 +256,14 @@ describe('sendMessages', () => {
 describe('previewMessage', () => {
   it('reports encoding, segments, price and warnings', async () => {
     const gsm = await h.gql(PREVIEW, { input: { body: 'Your parcel is on its way', to: '+14155550160' } });
-    expect(gsm.data.previewMessage).toEqual({ body: 'Your parcel is on its way', encoding: 'GSM7', segments: 1, characters: 25, price: { amount: '0.0079', currency: 'USD' }, warnings: [] });
+    expect(gsm.data.previewMessage).toEqual({
+      body: 'Your parcel is on its way',
+      encoding: 'GSM7',
+      segments: 1,
+      characters: 25,
+      price: { amount: '0.0079', currency: 'USD' },
+      warnings: [],
+    });
     const curly = await h.gql(PREVIEW, { input: { body: `Don’t miss “this” ${'x'.repeat(60)}` } });
     expect(curly.data.previewMessage).toMatchObject({ encoding: 'UCS2', segments: 2, price: null });
     expect(curly.data.previewMessage.warnings.join(' ')).toMatch(/UCS-2.*1 segment instead of 2/);
@@ -232,27 +286,55 @@ describe('reads', () => {
       const r = await h.gql(SEND, { input: { contactId, body: `Note ${i} “quoted”`, category: 'SUPPORT' } });
       ids.push(r.data.sendMessage.id);
     }
-    const page1 = await h.gql(`query($f: MessageFilter) { messages(filter: $f, first: 2) { totalCount pageInfo { hasNextPage endCursor } nodes { id body } } }`, { f: { contactId } });
+    const page1 = await h.gql(
+      `query($f: MessageFilter) { messages(filter: $f, first: 2) { totalCount pageInfo { hasNextPage endCursor } nodes { id body } } }`,
+      { f: { contactId } },
+    );
     expect(page1.data.messages.totalCount).toBe(5);
     expect(page1.data.messages.nodes.map((n: { id: string }) => n.id)).toEqual([ids[4], ids[3]]);
     expect(page1.data.messages.pageInfo.hasNextPage).toBe(true);
-    const page3 = await h.gql(`query($f: MessageFilter, $after: String) { messages(filter: $f, first: 2, after: $after) { pageInfo { hasNextPage endCursor } nodes { id } } }`, { f: { contactId }, after: page1.data.messages.pageInfo.endCursor });
+    const page3 = await h.gql(
+      `query($f: MessageFilter, $after: String) { messages(filter: $f, first: 2, after: $after) { pageInfo { hasNextPage endCursor } nodes { id } } }`,
+      { f: { contactId }, after: page1.data.messages.pageInfo.endCursor },
+    );
     expect(page3.data.messages.nodes.map((n: { id: string }) => n.id)).toEqual([ids[2], ids[1]]);
     expect(errorOf(await h.gql(`{ messages(after: "garbage") { totalCount } }`)).extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'after' });
 
-    const entity = await h.gql(`query($r: [_Any!]!) { _entities(representations: $r) { ... on Contact { id messages(first: 10) { totalCount nodes { id } } } ... on Message { id body } } }`, {
-      r: [{ __typename: 'Contact', id: contactId }, { __typename: 'Message', id: ids[0] }],
-    });
+    const entity = await h.gql(
+      `query($r: [_Any!]!) { _entities(representations: $r) { ... on Contact { id messages(first: 10) { totalCount nodes { id } } } ... on Message { id body } } }`,
+      {
+        r: [
+          { __typename: 'Contact', id: contactId },
+          { __typename: 'Message', id: ids[0] },
+        ],
+      },
+    );
     expect(entity.errors).toBeUndefined();
     expect(entity.data._entities[0].messages.totalCount).toBe(5);
     expect(entity.data._entities[1]).toEqual({ id: ids[0], body: 'Note 0 “quoted”' });
 
     await waitForRow(async () => {
-      const r = await h.main.deps.db.selectFrom('messages').select(sql<number>`count(*)`.as('n')).where('id', 'in', ids).where('status', '=', 'DELIVERED').executeTakeFirstOrThrow();
+      const r = await h.main.deps.db
+        .selectFrom('messages')
+        .select(sql<number>`count(*)`.as('n'))
+        .where('id', 'in', ids)
+        .where('status', '=', 'DELIVERED')
+        .executeTakeFirstOrThrow();
       return Number(r.n) === 5;
     }, 'the notes delivered');
-    const stats = await h.gql(`{ messagingStats(category: SUPPORT) { sent delivered failed deliveryRate segments inbound cost { amount currency } suppressed } messagingQueue { queued sending scheduled retrying oldestQueuedAt } }`);
-    expect(stats.data.messagingStats).toEqual({ sent: 5, delivered: 5, failed: 0, deliveryRate: 1, segments: 5, inbound: 0, cost: { amount: '0.0395', currency: 'USD' }, suppressed: 0 });
+    const stats = await h.gql(
+      `{ messagingStats(category: SUPPORT) { sent delivered failed deliveryRate segments inbound cost { amount currency } suppressed } messagingQueue { queued sending scheduled retrying oldestQueuedAt } }`,
+    );
+    expect(stats.data.messagingStats).toEqual({
+      sent: 5,
+      delivered: 5,
+      failed: 0,
+      deliveryRate: 1,
+      segments: 5,
+      inbound: 0,
+      cost: { amount: '0.0395', currency: 'USD' },
+      suppressed: 0,
+    });
     expect(stats.data.messagingQueue).toMatchObject({ scheduled: 0 });
     const none = await h.gql(`{ messagingStats(since: "2000-01-01T00:00:00Z", until: "2000-01-02T00:00:00Z") { sent deliveryRate cost { amount currency } } }`);
     expect(none.data.messagingStats).toEqual({ sent: 0, deliveryRate: 0, cost: { amount: '0.0000', currency: 'USD' } });
@@ -264,7 +346,10 @@ describe('reads', () => {
     const id = r.data.sendMessage.id;
     await waitForRow(async () => (await h.gql(`query($id: ID!) { message(id: $id) { status } }`, { id })).data.message.status === 'DELIVERED', 'delivery');
     await h.publish('contacts.contact.deleted', { contactId });
-    await waitForRow(async () => !(await h.main.deps.db.selectFrom('contacts').select('id').where('id', '=', contactId).executeTakeFirst()), 'the projection row to go');
+    await waitForRow(
+      async () => !(await h.main.deps.db.selectFrom('contacts').select('id').where('id', '=', contactId).executeTakeFirst()),
+      'the projection row to go',
+    );
     const erased = await waitForRow(async () => {
       const m = (await h.gql(`query($id: ID!) { message(id: $id) { body to status segments } }`, { id })).data.message;
       return m.to === '[erased]' ? m : undefined;

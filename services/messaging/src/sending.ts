@@ -54,7 +54,10 @@ function asVariables(value: unknown): Record<string, unknown> {
 function checkSender(from: string): string {
   const s = from.trim();
   if (/^\+?[0-9]{3,15}$/.test(s) || /^[A-Za-z0-9][A-Za-z0-9 ]{0,10}$/.test(s)) return s;
-  throw badInput(`"${from}" cannot be a sender: use a phone number (up to 15 digits) or an alphanumeric sender ID of at most 11 letters, digits or spaces.`, 'from');
+  throw badInput(
+    `"${from}" cannot be a sender: use a phone number (up to 15 digits) or an alphanumeric sender ID of at most 11 letters, digits or spaces.`,
+    'from',
+  );
 }
 
 export function senderFor(ctx: MessagingContext, country: string | undefined): string {
@@ -97,10 +100,15 @@ function checkShape(input: SendInput): void {
   if (hasBody) {
     if (input.body!.trim() === '') throw badInput('body is empty; write the message text.', 'body');
     const n = characterCount(input.body!);
-    if (n > MAX_BODY_CHARS) throw badInput(`body is ${n} characters; an SMS may be at most ${MAX_BODY_CHARS} characters (about 10 segments). Shorten it or split it into several messages.`, 'body');
+    if (n > MAX_BODY_CHARS)
+      throw badInput(
+        `body is ${n} characters; an SMS may be at most ${MAX_BODY_CHARS} characters (about 10 segments). Shorten it or split it into several messages.`,
+        'body',
+      );
   }
   if (input.idempotencyKey !== undefined && input.idempotencyKey !== null) {
-    if (input.idempotencyKey === '' || input.idempotencyKey.length > MAX_KEY_CHARS) throw badInput(`idempotencyKey must be 1 to ${MAX_KEY_CHARS} characters.`, 'idempotencyKey');
+    if (input.idempotencyKey === '' || input.idempotencyKey.length > MAX_KEY_CHARS)
+      throw badInput(`idempotencyKey must be 1 to ${MAX_KEY_CHARS} characters.`, 'idempotencyKey');
   }
   asVariables(input.variables);
   if (input.from) checkSender(input.from);
@@ -165,7 +173,10 @@ async function load(ctx: MessagingContext, inputs: SendInput[], indexOf: (positi
   const [templates, contacts, byPhone] = await Promise.all([
     templatesByNames(ctx, templateNames),
     awaitContacts(ctx, contactIds),
-    contactsByPhones(ctx, phones.flatMap((p) => (p ? [p.e164] : []))),
+    contactsByPhones(
+      ctx,
+      phones.flatMap((p) => (p ? [p.e164] : [])),
+    ),
   ]);
   inputs.forEach((input, i) => {
     if (input.template && !templates.has(input.template)) {
@@ -192,7 +203,8 @@ function buildRow(ctx: MessagingContext, request: SendRequest, index: number, lo
   const source: Source = template ? { kind: 'template', template } : { kind: 'body', body: input.body! };
   const body = renderSource(ctx, source, recipient, asVariables(input.variables), true);
   // A template's category wins over the default TRANSACTIONAL (a marketing text stays marketing).
-  const category: MessageCategory = template && (input.category ?? 'TRANSACTIONAL') === 'TRANSACTIONAL' ? template.category : (input.category ?? 'TRANSACTIONAL');
+  const category: MessageCategory =
+    template && (input.category ?? 'TRANSACTIONAL') === 'TRANSACTIONAL' ? template.category : (input.category ?? 'TRANSACTIONAL');
   const info = analyzeText(body);
   const optedOut = recipient.contact !== undefined && !recipient.contact.subscribed;
   const price: Price | undefined = optedOut ? undefined : priceFor(recipient.country, info.segments);
@@ -234,7 +246,11 @@ export function toInsertable(row: MessageRow) {
 async function existingByKeys(ctx: MessagingContext, keys: string[]): Promise<Map<string, MessageRow>> {
   const out = new Map<string, MessageRow>();
   if (keys.length === 0) return out;
-  const rows = await ctx.db.selectFrom('messages').selectAll().where('idempotency_key', 'in', [...new Set(keys)]).execute();
+  const rows = await ctx.db
+    .selectFrom('messages')
+    .selectAll()
+    .where('idempotency_key', 'in', [...new Set(keys)])
+    .execute();
   for (const r of rows) out.set(r.idempotency_key!, r);
   return out;
 }
@@ -260,7 +276,11 @@ export async function sendMessages(ctx: MessagingContext, requests: SendRequest[
   const known = await existingByKeys(ctx, keys);
   const fresh = requests.map((r, i) => ({ r, i })).filter(({ r }) => !(r.input.idempotencyKey && known.has(r.input.idempotencyKey)));
 
-  const loaded = await load(ctx, fresh.map((f) => f.r.input), (j) => idx(fresh[j]!.i));
+  const loaded = await load(
+    ctx,
+    fresh.map((f) => f.r.input),
+    (j) => idx(fresh[j]!.i),
+  );
   const now = ctx.clock.now();
   const built = fresh.map((f, j) => {
     try {
@@ -287,7 +307,15 @@ export async function persist(ctx: MessagingContext, rows: MessageRow[]): Promis
   const lost = rows.filter((r) => !insertedIds.has(r.id));
   const winners = new Map<string, MessageRow>();
   if (lost.length > 0) {
-    const found = await ctx.db.selectFrom('messages').selectAll().where('idempotency_key', 'in', lost.map((r) => r.idempotency_key!)).execute();
+    const found = await ctx.db
+      .selectFrom('messages')
+      .selectAll()
+      .where(
+        'idempotency_key',
+        'in',
+        lost.map((r) => r.idempotency_key!),
+      )
+      .execute();
     for (const f of found) winners.set(f.idempotency_key!, f);
   }
   if (rows.some((r) => r.status === 'QUEUED' && insertedIds.has(r.id))) ctx.kickDispatcher();
@@ -343,7 +371,8 @@ export async function previewMessage(ctx: MessagingContext, input: PreviewInput)
   const n = characterCount(body);
   if (n > MAX_BODY_CHARS) warnings.push(`Message is ${n} characters; sendMessage accepts at most ${MAX_BODY_CHARS}, so shorten it by ${n - MAX_BODY_CHARS}.`);
   if (body.trim() === '') warnings.push('Message is empty; nothing would be sent.');
-  if (recipient?.contact && !recipient.contact.subscribed) warnings.push('The recipient unsubscribed; sendMessage would record this message as SUPPRESSED (OPTED_OUT) and send nothing.');
+  if (recipient?.contact && !recipient.contact.subscribed)
+    warnings.push('The recipient unsubscribed; sendMessage would record this message as SUPPRESSED (OPTED_OUT) and send nothing.');
   return {
     body,
     encoding: info.encoding,

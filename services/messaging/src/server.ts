@@ -35,7 +35,10 @@ export interface MessagingOptions {
 export function createServer(deps: ServiceDeps<Database>, options: MessagingOptions = {}): MessagingInstance {
   const config = loadConfig(deps.env);
   if (config.dispatch.leaseMs <= config.mocean.timeoutMs) {
-    deps.logger.warn({ leaseMs: config.dispatch.leaseMs, timeoutMs: config.mocean.timeoutMs }, 'DISPATCH_LEASE_MS is not longer than PROVIDER_TIMEOUT_MS: a slow send may be retried while still in flight (the provider deduplicates it)');
+    deps.logger.warn(
+      { leaseMs: config.dispatch.leaseMs, timeoutMs: config.mocean.timeoutMs },
+      'DISPATCH_LEASE_MS is not longer than PROVIDER_TIMEOUT_MS: a slow send may be retried while still in flight (the provider deduplicates it)',
+    );
   }
   const provider = options.provider ?? createProvider(config);
   let dispatcher: Dispatcher | undefined;

@@ -95,11 +95,33 @@ const MUTABLE_COLUMNS: readonly Column[] = [
 
 /** Every column of messages, for inserts. */
 const MESSAGE_COLUMNS: readonly Column[] = [
-  ['id', 'text'], ['direction', 'text'], ['category', 'text'], ['status', 'text'], ['contact_id', 'text'], ['to_number', 'text'],
-  ['from_number', 'text'], ['body', 'text'], ['template_id', 'text'], ['encoding', 'text'], ['segments', 'integer'], ['country', 'text'],
-  ['price_amount', 'numeric'], ['price_currency', 'text'], ['provider', 'text'], ['provider_message_id', 'text'], ['error_code', 'text'],
-  ['error_message', 'text'], ['idempotency_key', 'text'], ['correlation', 'jsonb'], ['attempts', 'integer'], ['not_before', 'timestamptz'],
-  ['lease_until', 'timestamptz'], ['created_at', 'timestamptz'], ['updated_at', 'timestamptz'], ['sent_at', 'timestamptz'], ['delivered_at', 'timestamptz'],
+  ['id', 'text'],
+  ['direction', 'text'],
+  ['category', 'text'],
+  ['status', 'text'],
+  ['contact_id', 'text'],
+  ['to_number', 'text'],
+  ['from_number', 'text'],
+  ['body', 'text'],
+  ['template_id', 'text'],
+  ['encoding', 'text'],
+  ['segments', 'integer'],
+  ['country', 'text'],
+  ['price_amount', 'numeric'],
+  ['price_currency', 'text'],
+  ['provider', 'text'],
+  ['provider_message_id', 'text'],
+  ['error_code', 'text'],
+  ['error_message', 'text'],
+  ['idempotency_key', 'text'],
+  ['correlation', 'jsonb'],
+  ['attempts', 'integer'],
+  ['not_before', 'timestamptz'],
+  ['lease_until', 'timestamptz'],
+  ['created_at', 'timestamptz'],
+  ['updated_at', 'timestamptz'],
+  ['sent_at', 'timestamptz'],
+  ['delivered_at', 'timestamptz'],
 ];
 
 const historyRows = (entries: HistoryEntry[]) => entries.map((e) => ({ message_id: e.messageId, status: e.status, at: e.at, detail: e.detail ?? null }));
@@ -142,8 +164,17 @@ export async function writeChanges(db: Db, changes: Changes, clock: Clock): Prom
     const setList = sql.join(MUTABLE_COLUMNS.map(([col]) => sql`${sql.ref(col)} = uv.${sql.ref(col)}`));
     // Only the mutable columns travel (a full row would carry the body too).
     const slim = rows.map((r) => ({
-      id: r.id, status: r.status, provider: r.provider, provider_message_id: r.provider_message_id, error_code: r.error_code, error_message: r.error_message,
-      not_before: r.not_before, lease_until: r.lease_until, updated_at: r.updated_at, sent_at: r.sent_at, delivered_at: r.delivered_at,
+      id: r.id,
+      status: r.status,
+      provider: r.provider,
+      provider_message_id: r.provider_message_id,
+      error_code: r.error_code,
+      error_message: r.error_message,
+      not_before: r.not_before,
+      lease_until: r.lease_until,
+      updated_at: r.updated_at,
+      sent_at: r.sent_at,
+      delivered_at: r.delivered_at,
     }));
     parts.push(sql`u as (update messages m set ${setList} from ${recordset([['id', 'text'], ...MUTABLE_COLUMNS], slim, 'uv')} where m.id = uv.id)`);
   }
@@ -187,7 +218,13 @@ export async function insertMessages(db: Db, rows: MessageRow[], history: Histor
 export async function lockMessages(db: Db, ids: string[]): Promise<Map<string, MessageRow>> {
   const out = new Map<string, MessageRow>();
   if (ids.length === 0) return out;
-  const rows = await db.selectFrom('messages').selectAll().where('id', 'in', [...new Set(ids)]).orderBy('id').forUpdate().execute();
+  const rows = await db
+    .selectFrom('messages')
+    .selectAll()
+    .where('id', 'in', [...new Set(ids)])
+    .orderBy('id')
+    .forUpdate()
+    .execute();
   for (const r of rows) out.set(r.id, r);
   return out;
 }

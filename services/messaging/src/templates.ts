@@ -20,7 +20,8 @@ function checked(ctx: MessagingContext, input: TemplateInput): { name: string; b
   if (!name) throw badInput('Give the template a name, e.g. "order_shipped".', 'name');
   if (name.length > 100) throw badInput('Template names are at most 100 characters.', 'name');
   if (!input.body.trim()) throw badInput('The template body is empty; write the message text, e.g. Hi {{ contact.firstName | default: "there" }}.', 'body');
-  if (input.body.length > MAX_TEMPLATE_CHARS) throw badInput(`The template body is ${input.body.length} characters; the limit is ${MAX_TEMPLATE_CHARS}.`, 'body');
+  if (input.body.length > MAX_TEMPLATE_CHARS)
+    throw badInput(`The template body is ${input.body.length} characters; the limit is ${MAX_TEMPLATE_CHARS}.`, 'body');
   let variables: string[];
   try {
     variables = ctx.renderer.variables(input.body);
@@ -74,7 +75,11 @@ export async function templateByName(ctx: MessagingContext, name: string): Promi
 export async function templatesByNames(ctx: MessagingContext, names: string[]): Promise<Map<string, TemplateRow>> {
   const out = new Map<string, TemplateRow>();
   if (names.length === 0) return out;
-  const rows = await ctx.db.selectFrom('templates').selectAll().where('name', 'in', [...new Set(names)]).execute();
+  const rows = await ctx.db
+    .selectFrom('templates')
+    .selectAll()
+    .where('name', 'in', [...new Set(names)])
+    .execute();
   for (const r of rows) out.set(r.name, r);
   return out;
 }
@@ -82,7 +87,11 @@ export async function templatesByNames(ctx: MessagingContext, names: string[]): 
 export async function templatesByIds(ctx: MessagingContext, ids: string[]): Promise<Map<string, TemplateRow>> {
   const out = new Map<string, TemplateRow>();
   if (ids.length === 0) return out;
-  const rows = await ctx.db.selectFrom('templates').selectAll().where('id', 'in', [...new Set(ids)]).execute();
+  const rows = await ctx.db
+    .selectFrom('templates')
+    .selectAll()
+    .where('id', 'in', [...new Set(ids)])
+    .execute();
   for (const r of rows) out.set(r.id, r);
   return out;
 }

@@ -131,11 +131,21 @@ export async function startHarness(prefix: string, env: Record<string, string> =
       return (await res.json()) as any;
     },
     async simJson(method, path, body) {
-      const res = await fetch(`${simUrl}${path}`, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+      const res = await fetch(`${simUrl}${path}`, {
+        method,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
       return res.json();
     },
     async publish(subject, data, options = {}) {
-      const event = createEvent({ source: options.source ?? 'textloop/contacts', type: subject, data, ...(options.id ? { id: options.id } : {}), ...(options.time ? { time: options.time } : {}) });
+      const event = createEvent({
+        source: options.source ?? 'textloop/contacts',
+        type: subject,
+        data,
+        ...(options.id ? { id: options.id } : {}),
+        ...(options.time ? { time: options.time } : {}),
+      });
       await publishEvent(main.deps.nats.js, subject, event);
       return event;
     },

@@ -45,7 +45,10 @@ describe('templates', () => {
 
 describe('Mocean replies', () => {
   it('accepts a 202 with status 0', () => {
-    expect(interpretMoceanReply(202, { messages: [{ status: 0, receiver: '60123456789', msgid: 'CPASS_1' }] })).toEqual({ ok: true, providerMessageId: 'CPASS_1' });
+    expect(interpretMoceanReply(202, { messages: [{ status: 0, receiver: '60123456789', msgid: 'CPASS_1' }] })).toEqual({
+      ok: true,
+      providerMessageId: 'CPASS_1',
+    });
   });
   it('retries throttling, system errors and 5xx', () => {
     expect(interpretMoceanReply(202, { messages: [{ status: 32, err_msg: 'throttled' }] })).toMatchObject({ ok: false, transient: true });
@@ -76,7 +79,14 @@ describe('Mocean adapter on the wire', () => {
     const { port } = server.address() as { port: number };
     const provider = new MoceanProvider({ apiUrl: `http://127.0.0.1:${port}/`, apiKey: 'k&y', apiSecret: 's=c', connections: 2, timeoutMs: 1000 });
     try {
-      const result = await provider.send({ messageId: 'm-1', from: 'Text loop', to: '+14155550100', text: 'Hi “you” 👋 & 50% off+', encoding: 'UCS2', dlrUrl: 'http://x/dlr?secret=a&mid=m-1' });
+      const result = await provider.send({
+        messageId: 'm-1',
+        from: 'Text loop',
+        to: '+14155550100',
+        text: 'Hi “you” 👋 & 50% off+',
+        encoding: 'UCS2',
+        dlrUrl: 'http://x/dlr?secret=a&mid=m-1',
+      });
       expect(result).toEqual({ ok: true, providerMessageId: 'CPASS_9' });
       expect(Object.fromEntries(form!)).toEqual({
         'mocean-api-key': 'k&y',
@@ -113,7 +123,9 @@ describe('delivery reports and inbound parsing', () => {
     expect(parseDeliveryReport(new URLSearchParams({ 'mocean-dlr-status': '1' }), null, at)).toMatch(/msgid/);
   });
   it('reads an inbound message', () => {
-    expect(parseInbound(new URLSearchParams({ 'mocean-from': '14155550100', 'mocean-to': 'Textloop', 'mocean-text': 'Hi', 'mocean-time': '2026-11-27 10:00:00' }))).toEqual({
+    expect(
+      parseInbound(new URLSearchParams({ 'mocean-from': '14155550100', 'mocean-to': 'Textloop', 'mocean-text': 'Hi', 'mocean-time': '2026-11-27 10:00:00' })),
+    ).toEqual({
       from: '+14155550100',
       to: 'Textloop',
       text: 'Hi',
@@ -140,13 +152,19 @@ describe('rules', () => {
   });
   it('group-commits what arrives together', async () => {
     const batches: number[][] = [];
-    const gc = new GroupCommit<number, number>(async (items) => {
-      batches.push(items);
-      await new Promise((r) => setTimeout(r, 5));
-      return items.map((i) => i * 2);
-    }, { maxBatch: 3, maxDelayMs: 5 });
+    const gc = new GroupCommit<number, number>(
+      async (items) => {
+        batches.push(items);
+        await new Promise((r) => setTimeout(r, 5));
+        return items.map((i) => i * 2);
+      },
+      { maxBatch: 3, maxDelayMs: 5 },
+    );
     const results = await Promise.all([1, 2, 3, 4, 5].map((i) => gc.push(i)));
     expect(results).toEqual([2, 4, 6, 8, 10]);
-    expect(batches).toEqual([[1, 2, 3], [4, 5]]);
+    expect(batches).toEqual([
+      [1, 2, 3],
+      [4, 5],
+    ]);
   });
 });

@@ -25,7 +25,14 @@ async function graphql(query: string, variables: Record<string, unknown> = {}) {
 beforeAll(async () => {
   nats = await startTestNats();
   database = await createTestDatabase('scheduling');
-  deps = await buildDeps<Database>({ name: 'scheduling', migrations, streams: ['SCHEDULING'], target: { kind: 'postgres', url: database.url }, natsUrl: nats.url, logger: silentLogger });
+  deps = await buildDeps<Database>({
+    name: 'scheduling',
+    migrations,
+    streams: ['SCHEDULING'],
+    target: { kind: 'postgres', url: database.url },
+    natsUrl: nats.url,
+    logger: silentLogger,
+  });
   instance = createServer(deps);
   ({ url } = await instance.http.listen(0));
   await instance.start();
@@ -62,12 +69,24 @@ async function insertAutomation(name: string, createdAt: string) {
 
 async function insertRun(automationId: string, contactId: string) {
   const id = newId();
-  await deps.db.insertInto('automation_runs').values({ id, automation_id: automationId, contact_id: contactId, run_key: 'appt-1', created_at: '2026-11-27T10:00:00Z' }).execute();
+  await deps.db
+    .insertInto('automation_runs')
+    .values({ id, automation_id: automationId, contact_id: contactId, run_key: 'appt-1', created_at: '2026-11-27T10:00:00Z' })
+    .execute();
   await deps.db
     .insertInto('scheduled_steps')
     .values([
       { id: newId(), run_id: id, step_index: 1, type: 'SEND_SURVEY', due_at: '2026-11-28T12:00:00Z' },
-      { id: newId(), run_id: id, step_index: 0, type: 'SEND_MESSAGE', due_at: '2026-11-27T10:00:00Z', status: 'DONE', message_id: 'msg-1', executed_at: '2026-11-27T10:00:01Z' },
+      {
+        id: newId(),
+        run_id: id,
+        step_index: 0,
+        type: 'SEND_MESSAGE',
+        due_at: '2026-11-27T10:00:00Z',
+        status: 'DONE',
+        message_id: 'msg-1',
+        executed_at: '2026-11-27T10:00:01Z',
+      },
     ])
     .execute();
   return id;
@@ -82,8 +101,32 @@ describe('scheduling subgraph', () => {
   it('lists automations newest first and finds one by id', async () => {
     const older = await insertAutomation('Welcome', '2026-11-01T00:00:00Z');
     const newer = await insertAutomation('Reminders', '2026-11-02T00:00:00Z');
-    const list = await graphql(`{ automations { id name enabled triggerEvent triggerFilter runKey cancelOn createdAt
-      steps { type template category surveyId delay relativeTo offset offer { codePrefix } } } }`);
+    const list = await graphql(`
+      {
+        automations {
+          id
+          name
+          enabled
+          triggerEvent
+          triggerFilter
+          runKey
+          cancelOn
+          createdAt
+          steps {
+            type
+            template
+            category
+            surveyId
+            delay
+            relativeTo
+            offset
+            offer {
+              codePrefix
+            }
+          }
+        }
+      }
+    `);
     expect(list.errors).toBeUndefined();
     expect(list.data.automations.map((a: { id: string }) => a.id)).toEqual([newer, older]);
     expect(list.data.automations[0]).toEqual({
@@ -96,7 +139,16 @@ describe('scheduling subgraph', () => {
       cancelOn: ['appointment.cancelled'],
       createdAt: '2026-11-02T00:00:00.000Z',
       steps: [
-        { type: 'SEND_MESSAGE', template: 'reminder', category: 'TRANSACTIONAL', surveyId: null, delay: null, relativeTo: 'startsAt', offset: '-PT24H', offer: null },
+        {
+          type: 'SEND_MESSAGE',
+          template: 'reminder',
+          category: 'TRANSACTIONAL',
+          surveyId: null,
+          delay: null,
+          relativeTo: 'startsAt',
+          offset: '-PT24H',
+          offer: null,
+        },
         { type: 'SEND_SURVEY', template: null, category: null, surveyId: 'survey-1', delay: 'PT2H', relativeTo: null, offset: null, offer: null },
       ],
     });
@@ -110,10 +162,44 @@ describe('scheduling subgraph', () => {
     const automationId = await insertAutomation('Reminders for runs', '2026-11-03T00:00:00Z');
     const runId = await insertRun(automationId, 'contact-with-run');
     const res = await graphql(
-      `query($reps: [_Any!]!) { _entities(representations: $reps) { ... on Contact { id automationRuns {
-        id status key createdAt automation { id name } contact { id }
-        steps { index type dueAt status message { id } executedAt } } } } }`,
-      { reps: [{ __typename: 'Contact', id: 'contact-with-run' }, { __typename: 'Contact', id: 'contact-without-runs' }] },
+      `
+        query ($reps: [_Any!]!) {
+          _entities(representations: $reps) {
+            ... on Contact {
+              id
+              automationRuns {
+                id
+                status
+                key
+                createdAt
+                automation {
+                  id
+                  name
+                }
+                contact {
+                  id
+                }
+                steps {
+                  index
+                  type
+                  dueAt
+                  status
+                  message {
+                    id
+                  }
+                  executedAt
+                }
+              }
+            }
+          }
+        }
+      `,
+      {
+        reps: [
+          { __typename: 'Contact', id: 'contact-with-run' },
+          { __typename: 'Contact', id: 'contact-without-runs' },
+        ],
+      },
     );
     expect(res.errors).toBeUndefined();
     expect(res.data._entities[1]).toEqual({ id: 'contact-without-runs', automationRuns: [] });
@@ -126,7 +212,14 @@ describe('scheduling subgraph', () => {
         automation: { id: automationId, name: 'Reminders for runs' },
         contact: { id: 'contact-with-run' },
         steps: [
-          { index: 0, type: 'SEND_MESSAGE', dueAt: '2026-11-27T10:00:00.000Z', status: 'DONE', message: { id: 'msg-1' }, executedAt: '2026-11-27T10:00:01.000Z' },
+          {
+            index: 0,
+            type: 'SEND_MESSAGE',
+            dueAt: '2026-11-27T10:00:00.000Z',
+            status: 'DONE',
+            message: { id: 'msg-1' },
+            executedAt: '2026-11-27T10:00:01.000Z',
+          },
           { index: 1, type: 'SEND_SURVEY', dueAt: '2026-11-28T12:00:00.000Z', status: 'PENDING', message: null, executedAt: null },
         ],
       },
@@ -153,11 +246,17 @@ describe('scheduling subgraph', () => {
       },
       { what: 'the contact to be erased', timeoutMs: 15_000 },
     );
-    const steps = await sql<{ n: number }>`select count(*)::int as n from scheduled_steps s join automation_runs r on r.id = s.run_id where r.contact_id = 'contact-to-keep'`.execute(deps.db);
+    const steps = await sql<{
+      n: number;
+    }>`select count(*)::int as n from scheduled_steps s join automation_runs r on r.id = s.run_id where r.contact_id = 'contact-to-keep'`.execute(deps.db);
     expect(steps.rows[0]!.n).toBe(2);
-    const orphans = await sql<{ n: number }>`select count(*)::int as n from scheduled_steps where run_id not in (select id from automation_runs)`.execute(deps.db);
+    const orphans = await sql<{ n: number }>`select count(*)::int as n from scheduled_steps where run_id not in (select id from automation_runs)`.execute(
+      deps.db,
+    );
     expect(orphans.rows[0]!.n).toBe(0);
-    const res = await graphql('{ _entities(representations: [{ __typename: "Contact", id: "contact-to-erase" }]) { ... on Contact { automationRuns { id } } } }');
+    const res = await graphql(
+      '{ _entities(representations: [{ __typename: "Contact", id: "contact-to-erase" }]) { ... on Contact { automationRuns { id } } } }',
+    );
     expect(res.data._entities[0].automationRuns).toEqual([]);
   });
 });

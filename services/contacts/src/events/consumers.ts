@@ -19,8 +19,20 @@ export class Consumers {
     // sees those events; the handlers are idempotent and the stream keeps 14 days at most.
     const base = { js: deps.nats.js, jsm: deps.nats.jsm, logger: deps.logger, deliver: 'all' } as const satisfies Partial<ConsumerOptions>;
     this.pending = [
-      startConsumerWhenReady({ ...base, stream: 'MESSAGING', durable: ACTIVITY_DURABLE, filterSubjects: ['messaging.message.received'], handle: (event) => handleMessageReceived(deps, event) }),
-      startConsumerWhenReady({ ...base, stream: 'MESSAGING', durable: VERIFICATION_DURABLE, filterSubjects: ['messaging.verification.approved'], handle: (event) => handleVerificationApproved(deps, event) }),
+      startConsumerWhenReady({
+        ...base,
+        stream: 'MESSAGING',
+        durable: ACTIVITY_DURABLE,
+        filterSubjects: ['messaging.message.received'],
+        handle: (event) => handleMessageReceived(deps, event),
+      }),
+      startConsumerWhenReady({
+        ...base,
+        stream: 'MESSAGING',
+        durable: VERIFICATION_DURABLE,
+        filterSubjects: ['messaging.verification.approved'],
+        handle: (event) => handleVerificationApproved(deps, event),
+      }),
     ];
   }
 

@@ -10,7 +10,7 @@ export type JsonWithDefault<T> = ColumnType<T, string | undefined, string>;
 export type MessageDirection = 'OUTBOUND' | 'INBOUND';
 export type MessageCategory = 'TRANSACTIONAL' | 'MARKETING' | 'OTP' | 'SURVEY' | 'SUPPORT';
 export type MessageStatus =
-  | 'SCHEDULED' | 'QUEUED' | 'SENDING' | 'SENT' | 'DELIVERED' | 'UNDELIVERED' | 'FAILED' | 'EXPIRED' | 'SUPPRESSED' | 'CANCELED' | 'RECEIVED';
+  'SCHEDULED' | 'QUEUED' | 'SENDING' | 'SENT' | 'DELIVERED' | 'UNDELIVERED' | 'FAILED' | 'EXPIRED' | 'SUPPRESSED' | 'CANCELED' | 'RECEIVED';
 export type Encoding = 'GSM7' | 'UCS2';
 
 export interface TemplatesTable {

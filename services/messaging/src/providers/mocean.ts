@@ -30,7 +30,8 @@ export function interpretMoceanReply(httpStatus: number, body: MoceanResponse | 
   }
   if (code !== undefined && Number.isFinite(code) && code !== 0) {
     const message = `Mocean status ${code}: ${errMsg || 'no error message'}`;
-    if (TRANSIENT_STATUSES.has(code) || httpStatus >= 500 || httpStatus === 429) return { ok: false, transient: true, code: `MOCEAN_${code}`, message: httpStatus >= 500 ? `HTTP ${httpStatus} (${message})` : message };
+    if (TRANSIENT_STATUSES.has(code) || httpStatus >= 500 || httpStatus === 429)
+      return { ok: false, transient: true, code: `MOCEAN_${code}`, message: httpStatus >= 500 ? `HTTP ${httpStatus} (${message})` : message };
     return { ok: false, transient: false, code: `MOCEAN_${code}`, message };
   }
   if (httpStatus >= 500 || httpStatus === 429 || httpStatus === 408) {
@@ -102,7 +103,12 @@ export class MoceanProvider implements SmsProvider {
       return interpretMoceanReply(res.statusCode, parsed);
     } catch (err) {
       const e = err as { code?: string; message?: string };
-      return { ok: false, transient: true, code: e.code ?? 'NETWORK_ERROR', message: `Mocean unreachable: ${e.code ? `${e.code} ` : ''}${e.message ?? String(err)}` };
+      return {
+        ok: false,
+        transient: true,
+        code: e.code ?? 'NETWORK_ERROR',
+        message: `Mocean unreachable: ${e.code ? `${e.code} ` : ''}${e.message ?? String(err)}`,
+      };
     }
   }
 

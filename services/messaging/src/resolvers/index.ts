@@ -82,7 +82,13 @@ export function createResolvers(ctx: MessagingContext): GraphQLResolverMap<Reque
       },
       sendMessages: async (_: unknown, args: { inputs: SendInput[] }, context: RequestContext) => {
         allow(context, ['admin', 'app'], 'send messages');
-        return (await sendMessages(ctx, args.inputs.map((input) => ({ input })), { indexed: true })).map(toMessage);
+        return (
+          await sendMessages(
+            ctx,
+            args.inputs.map((input) => ({ input })),
+            { indexed: true },
+          )
+        ).map(toMessage);
       },
       createTemplate: async (_: unknown, args: { input: TemplateInput }, context: RequestContext) => {
         allow(context, ['admin'], 'manage templates');

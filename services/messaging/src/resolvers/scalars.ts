@@ -5,7 +5,9 @@ function toDate(value: unknown): Date {
     const d = new Date(value);
     if (!Number.isNaN(d.getTime()) && /^\d{4}-\d{2}-\d{2}T/.test(value)) return d;
   }
-  throw new GraphQLError(`DateTime must be an ISO-8601 date-time with offset, e.g. 2026-11-27T10:00:00.000Z; got ${JSON.stringify(value)}`, { extensions: { code: 'BAD_USER_INPUT' } });
+  throw new GraphQLError(`DateTime must be an ISO-8601 date-time with offset, e.g. 2026-11-27T10:00:00.000Z; got ${JSON.stringify(value)}`, {
+    extensions: { code: 'BAD_USER_INPUT' },
+  });
 }
 
 export const DateTime = new GraphQLScalarType({
@@ -14,7 +16,8 @@ export const DateTime = new GraphQLScalarType({
   serialize: (value) => (value instanceof Date ? value.toISOString() : toDate(value).toISOString()),
   parseValue: toDate,
   parseLiteral: (ast) => {
-    if (ast.kind !== Kind.STRING) throw new GraphQLError('DateTime must be a string such as "2026-11-27T10:00:00.000Z"', { extensions: { code: 'BAD_USER_INPUT' } });
+    if (ast.kind !== Kind.STRING)
+      throw new GraphQLError('DateTime must be a string such as "2026-11-27T10:00:00.000Z"', { extensions: { code: 'BAD_USER_INPUT' } });
     return toDate(ast.value);
   },
 });

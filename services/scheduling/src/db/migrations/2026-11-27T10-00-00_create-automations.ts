@@ -21,7 +21,10 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('automation_id', 'text', (c) => c.notNull().references('automations.id').onDelete('cascade'))
     .addColumn('contact_id', 'text', (c) => c.notNull())
     .addColumn('status', 'text', (c) =>
-      c.notNull().defaultTo('ACTIVE').check(sql`status in ('ACTIVE', 'COMPLETED', 'CANCELED', 'REPLACED', 'FAILED')`),
+      c
+        .notNull()
+        .defaultTo('ACTIVE')
+        .check(sql`status in ('ACTIVE', 'COMPLETED', 'CANCELED', 'REPLACED', 'FAILED')`),
     )
     .addColumn('run_key', 'text')
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
@@ -37,17 +40,15 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('type', 'text', (c) => c.notNull())
     .addColumn('due_at', 'timestamptz', (c) => c.notNull())
     .addColumn('status', 'text', (c) =>
-      c.notNull().defaultTo('PENDING').check(sql`status in ('PENDING', 'DONE', 'SKIPPED', 'CANCELED', 'FAILED')`),
+      c
+        .notNull()
+        .defaultTo('PENDING')
+        .check(sql`status in ('PENDING', 'DONE', 'SKIPPED', 'CANCELED', 'FAILED')`),
     )
     .addColumn('message_id', 'text')
     .addColumn('executed_at', 'timestamptz')
     .addUniqueConstraint('scheduled_steps_run_index_uq', ['run_id', 'step_index'])
     .execute();
   // The timer scan: pending steps by due time.
-  await db.schema
-    .createIndex('scheduled_steps_due_idx')
-    .on('scheduled_steps')
-    .column('due_at')
-    .where(sql.ref('status'), '=', 'PENDING')
-    .execute();
+  await db.schema.createIndex('scheduled_steps_due_idx').on('scheduled_steps').column('due_at').where(sql.ref('status'), '=', 'PENDING').execute();
 }
