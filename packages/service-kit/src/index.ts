@@ -10,3 +10,4 @@ export * from './nats';
 export * from './outbox';
 export * from './secrets';
 export * from './subgraph';
+export * from './erasure';

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import gql from 'graphql-tag';
-import { createHttpService, createSubgraphApollo, type ServiceDeps, type ServiceInstance } from '@textloop/service-kit';
+import { consumeContactErasure, createHttpService, createSubgraphApollo, type ServiceDeps, type ServiceInstance } from '@textloop/service-kit';
 import type { Database } from './db/database';
-import { startConsumers } from './events/consumers';
+import { eraseContact } from './surveys';
 import { createResolvers } from './resolvers';
 
 const typeDefs = gql(readFileSync(new URL('./schema.graphql', import.meta.url), 'utf8'));
@@ -16,7 +16,7 @@ export function createServer(deps: ServiceDeps<Database>): ServiceInstance {
   return {
     http,
     async start() {
-      consumers = startConsumers(deps);
+      consumers = consumeContactErasure(deps, eraseContact);
     },
     async stop() {
       await consumers?.stop();
