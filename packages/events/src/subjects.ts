@@ -82,6 +82,8 @@ export const subjects = {
   'messaging.message.expired': messageStatusEvent,
   'messaging.message.suppressed': messageStatusEvent,
   'messaging.message.canceled': messageStatusEvent,
+  /** held back by the messaging policy (quiet hours) until a later time */
+  'messaging.message.scheduled': messageStatusEvent,
   'messaging.message.received': z.object({
     messageId: z.string(),
     contactId: z.string().nullish(),
@@ -110,11 +112,21 @@ export const subjects = {
     contactId: z.string().nullish(),
     to: z.string().nullish(),
     template: z.string().nullish(),
+    /** digits in the code, 4–10 (default 6) */
+    codeLength: z.number().int().nullish(),
+    correlation,
   }),
 
   'scheduling.run.started': z.object({ runId: z.string(), automationId: z.string(), contactId: z.string(), key: z.string().nullish() }),
   'scheduling.run.completed': z.object({ runId: z.string(), automationId: z.string(), contactId: z.string(), key: z.string().nullish() }),
-  'scheduling.run.canceled': z.object({ runId: z.string(), automationId: z.string(), contactId: z.string(), key: z.string().nullish() }),
+  'scheduling.run.canceled': z.object({
+    runId: z.string(),
+    automationId: z.string(),
+    contactId: z.string(),
+    key: z.string().nullish(),
+    /** why: a cancelOn event, or replaced by a new trigger with the same key */
+    reason: z.string().nullish(),
+  }),
   'scheduling.campaign.launched': z.object({ campaignId: z.string(), recipients: z.number().int() }),
   'scheduling.campaign.completed': z.object({ campaignId: z.string(), recipients: z.number().int() }),
 

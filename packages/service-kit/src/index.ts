@@ -11,3 +11,4 @@ export * from './outbox';
 export * from './secrets';
 export * from './subgraph';
 export * from './erasure';
+export * from './durations';

@@ -6,6 +6,7 @@ import type { Database } from './db/database';
 import { DormancySweeper, parseSweepInterval, parseThresholds } from './dormancy';
 import { Consumers } from './events/consumers';
 import { createResolvers } from './resolvers';
+import { serveContactsRpc } from './rpc';
 
 const typeDefs = gql(readFileSync(new URL('./schema.graphql', import.meta.url), 'utf8'));
 
@@ -20,13 +21,16 @@ export function createServer(deps: ServiceDeps<Database>): ServiceInstance {
   const http = createHttpService({ logger: deps.logger, apollo, internalToken: deps.internalToken, health: deps.healthy });
   const consumers = new Consumers(deps);
   const sweeper = new DormancySweeper(deps, thresholds, sweepIntervalMs);
+  let rpc: Array<{ unsubscribe(): void }> = [];
   return {
     http,
     async start() {
       consumers.start();
       sweeper.start();
+      rpc = serveContactsRpc(deps);
     },
     async stop() {
+      for (const sub of rpc) sub.unsubscribe();
       await sweeper.stop();
       await consumers.stop();
       await apollo.stop();

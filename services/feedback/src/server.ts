@@ -4,6 +4,8 @@ import { consumeContactErasure, createHttpService, createSubgraphApollo, type Se
 import type { Database } from './db/database';
 import { eraseContact } from './surveys';
 import { createResolvers } from './resolvers';
+import { consumeSurveyCommands } from './events/consumers';
+import { serveFeedbackRpc } from './rpc';
 
 const typeDefs = gql(readFileSync(new URL('./schema.graphql', import.meta.url), 'utf8'));
 
@@ -12,14 +14,17 @@ export function createServer(deps: ServiceDeps<Database>): ServiceInstance {
   // Requests wait for this; started here because the kit's HTTP front does not start Apollo.
   apollo.startInBackgroundHandlingStartupErrorsByLoggingAndFailingAllRequests();
   const http = createHttpService({ logger: deps.logger, apollo, internalToken: deps.internalToken, health: deps.healthy });
-  let consumers: { stop(): Promise<void> } | undefined;
+  let consumers: Array<{ stop(): Promise<void> }> = [];
+  let rpc: Array<{ unsubscribe(): void }> = [];
   return {
     http,
     async start() {
-      consumers = consumeContactErasure(deps, eraseContact);
+      consumers = [consumeContactErasure(deps, eraseContact), await consumeSurveyCommands(deps)];
+      rpc = serveFeedbackRpc(deps);
     },
     async stop() {
-      await consumers?.stop();
+      for (const sub of rpc) sub.unsubscribe();
+      await Promise.allSettled(consumers.map((c) => c.stop()));
       await apollo.stop();
     },
   };

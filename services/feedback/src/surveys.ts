@@ -2,7 +2,7 @@ import type { Kysely, Selectable, Transaction } from 'kysely';
 import { newId } from '@textloop/events';
 import { badInput, type Clock } from '@textloop/service-kit';
 import type { Database, SurveyResponsesTable, SurveysTable } from './db/database';
-import { isZero, parseDuration } from './durations';
+import { isZero, parseDuration } from '@textloop/service-kit';
 
 export type SurveyRow = Selectable<SurveysTable>;
 export type ResponseRow = Selectable<SurveyResponsesTable>;

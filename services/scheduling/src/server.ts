@@ -1,25 +1,65 @@
 import { readFileSync } from 'node:fs';
 import gql from 'graphql-tag';
-import { consumeContactErasure, createHttpService, createSubgraphApollo, type ServiceDeps, type ServiceInstance } from '@textloop/service-kit';
+import type { PendingConsumer } from '@textloop/events';
+import { ConfigError, consumeContactErasure, createHttpService, createSubgraphApollo, type ServiceDeps, type ServiceInstance } from '@textloop/service-kit';
+import type { SchedulingContext } from './context';
 import type { Database } from './db/database';
 import { eraseContact } from './automations';
+import { startConsumers } from './events/consumers';
 import { createResolvers } from './resolvers';
+import { Timers, type TimerOptions } from './timers';
 
 const typeDefs = gql(readFileSync(new URL('./schema.graphql', import.meta.url), 'utf8'));
 
-export function createServer(deps: ServiceDeps<Database>): ServiceInstance {
-  const apollo = createSubgraphApollo(typeDefs, createResolvers(deps), deps.logger);
+export interface SchedulingInstance extends ServiceInstance {
+  ctx: SchedulingContext;
+  timers: Timers;
+}
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${raw}"`);
+  return n;
+}
+
+export function timerOptions(env: NodeJS.ProcessEnv): TimerOptions & { enabled: boolean } {
+  return {
+    enabled: !['0', 'false', 'off', 'no'].includes((env.TIMERS_ENABLED ?? '').trim().toLowerCase()),
+    batchSize: int(env, 'TIMER_BATCH_SIZE', 500, 1, 10_000),
+    maxSleepMs: int(env, 'TIMER_MAX_SLEEP_MS', 5000, 10, 60_000),
+  };
+}
+
+export function createServer(deps: ServiceDeps<Database>): SchedulingInstance {
+  const options = timerOptions(deps.env);
+  let timers: Timers | undefined;
+  const ctx: SchedulingContext = {
+    db: deps.db,
+    clock: deps.clock,
+    logger: deps.logger,
+    outbox: deps.outbox,
+    nats: deps.nats.nc,
+    kickTimers: () => timers?.kick(),
+  };
+  timers = new Timers(ctx, options);
+  const apollo = createSubgraphApollo(typeDefs, createResolvers(ctx), deps.logger);
   // Requests wait for this; started here because the kit's HTTP front does not start Apollo.
   apollo.startInBackgroundHandlingStartupErrorsByLoggingAndFailingAllRequests();
   const http = createHttpService({ logger: deps.logger, apollo, internalToken: deps.internalToken, health: deps.healthy });
-  let consumers: { stop(): Promise<void> } | undefined;
+  let consumers: PendingConsumer[] = [];
   return {
     http,
+    ctx,
+    timers,
     async start() {
-      consumers = consumeContactErasure(deps, eraseContact);
+      consumers = [consumeContactErasure(deps, eraseContact), ...startConsumers(deps, ctx)];
+      if (options.enabled) timers!.start();
     },
     async stop() {
-      await consumers?.stop();
+      await timers!.stop();
+      await Promise.allSettled(consumers.map((c) => c.stop()));
       await apollo.stop();
     },
   };

@@ -42,6 +42,14 @@ export interface AutomationRunsTable {
   status: ColumnType<RunStatus, RunStatus | undefined, RunStatus>;
   run_key: string | null;
   created_at: CreatedAt;
+  /** id of the CloudEvent that started the run: redelivery starts no second run */
+  trigger_event_id: string | null;
+  trigger_name: string | null;
+  /** the trigger's properties, for event.* in templates and relativeTo */
+  trigger_properties: ColumnType<Record<string, unknown>, string | undefined, string>;
+  /** why the run FAILED */
+  failure: string | null;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
 
 /** The durable timers: one row per step of a run, claimed when due. */
@@ -54,10 +62,33 @@ export interface ScheduledStepsTable {
   status: ColumnType<StepStatus, StepStatus | undefined, StepStatus>;
   message_id: string | null;
   executed_at: NullableTimestamp;
+  /** why the step FAILED */
+  error: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+export type ScheduledMessageStatus = 'PENDING' | 'SENT' | 'CANCELED' | 'FAILED';
+
+/** One-off messages for a future time (scheduleMessage); also durable timers. */
+export interface ScheduledMessagesTable {
+  id: string;
+  contact_id: string | null;
+  to_number: string;
+  body: string | null;
+  template: string | null;
+  variables: ColumnType<Record<string, unknown>, string | undefined, string>;
+  category: MessageCategory;
+  send_at: Timestamp;
+  status: ColumnType<ScheduledMessageStatus, ScheduledMessageStatus | undefined, ScheduledMessageStatus>;
+  message_id: string | null;
+  error: string | null;
+  idempotency_key: string | null;
+  created_at: CreatedAt;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
 
 export interface Database {
   automations: AutomationsTable;
   automation_runs: AutomationRunsTable;
   scheduled_steps: ScheduledStepsTable;
+  scheduled_messages: ScheduledMessagesTable;
 }

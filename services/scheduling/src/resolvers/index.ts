@@ -1,9 +1,20 @@
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper';
-import type { RequestContext, ServiceDeps } from '@textloop/service-kit';
-import { findAutomation, listAutomations, listRuns, stepsOfRun, type AutomationRow, type RunRow, type StepRow } from '../automations';
-import type { Database, RunStatus } from '../db/database';
-
-type Deps = ServiceDeps<Database>;
+import type { RequestContext } from '@textloop/service-kit';
+import {
+  createAutomation,
+  findAutomation,
+  listAutomations,
+  listRuns,
+  setAutomationEnabled,
+  stepsOfRun,
+  type AutomationInput,
+  type AutomationRow,
+  type RunRow,
+  type StepRow,
+} from '../automations';
+import type { SchedulingContext } from '../context';
+import type { RunStatus } from '../db/database';
+import { cancelScheduledMessage, findScheduledMessage, scheduleMessage, type ScheduledMessageRow, type ScheduleMessageInput } from '../scheduled-messages';
 
 function automationShape(row: AutomationRow) {
   return {
@@ -26,6 +37,9 @@ function runShape(row: RunRow) {
     contact: { __typename: 'Contact', id: row.contact_id },
     status: row.status,
     key: row.run_key,
+    failure: row.failure,
+    triggerEvent: row.trigger_name,
+    triggerProperties: row.trigger_properties,
     createdAt: row.created_at.toISOString(),
   };
 }
@@ -38,32 +52,57 @@ function stepShape(row: StepRow) {
     status: row.status,
     message: row.message_id ? { __typename: 'Message', id: row.message_id } : null,
     executedAt: row.executed_at?.toISOString() ?? null,
+    error: row.error,
   };
 }
 
-export function createResolvers(deps: Deps): GraphQLResolverMap<RequestContext> {
+function scheduledMessageShape(row: ScheduledMessageRow) {
+  return {
+    id: row.id,
+    contact: row.contact_id ? { __typename: 'Contact', id: row.contact_id } : null,
+    to: row.to_number,
+    sendAt: row.send_at.toISOString(),
+    status: row.status,
+    message: row.message_id ? { __typename: 'Message', id: row.message_id } : null,
+    error: row.error,
+    createdAt: row.created_at.toISOString(),
+  };
+}
+
+export function createResolvers(ctx: SchedulingContext): GraphQLResolverMap<RequestContext> {
   return {
     Query: {
       automation: async (_: unknown, args: { id: string }) => {
-        const row = await findAutomation(deps.db, args.id);
+        const row = await findAutomation(ctx.db, args.id);
         return row ? automationShape(row) : null;
       },
-      automations: async () => (await listAutomations(deps.db)).map(automationShape),
+      automations: async () => (await listAutomations(ctx.db)).map(automationShape),
       automationRuns: async (_: unknown, args: { automationId?: string | null; contactId?: string | null; status?: RunStatus | null }) =>
-        (await listRuns(deps.db, args)).map(runShape),
+        (await listRuns(ctx.db, args)).map(runShape),
+      scheduledMessage: async (_: unknown, args: { id: string }) => {
+        const row = await findScheduledMessage(ctx, args.id);
+        return row ? scheduledMessageShape(row) : null;
+      },
+    },
+    Mutation: {
+      createAutomation: async (_: unknown, args: { input: AutomationInput }) => automationShape(await createAutomation(ctx, args.input)),
+      setAutomationEnabled: async (_: unknown, args: { id: string; enabled: boolean }) =>
+        automationShape(await setAutomationEnabled(ctx, args.id, args.enabled)),
+      scheduleMessage: async (_: unknown, args: { input: ScheduleMessageInput }) => scheduledMessageShape(await scheduleMessage(ctx, args.input)),
+      cancelScheduledMessage: async (_: unknown, args: { id: string }) => scheduledMessageShape(await cancelScheduledMessage(ctx, args.id)),
     },
     Contact: {
       __resolveReference: (ref: { id: string }) => ({ id: ref.id }),
-      automationRuns: async (contact: { id: string }) => (await listRuns(deps.db, { contactId: contact.id })).map(runShape),
+      automationRuns: async (contact: { id: string }) => (await listRuns(ctx.db, { contactId: contact.id })).map(runShape),
     },
     AutomationRun: {
       automation: async (run: ReturnType<typeof runShape>) => {
-        const row = await findAutomation(deps.db, run.automationId);
+        const row = await findAutomation(ctx.db, run.automationId);
         // Runs cascade with their automation, so this holds unless a delete races the read.
         if (!row) throw new Error(`automation ${run.automationId} of run ${run.id} is gone`);
         return automationShape(row);
       },
-      steps: async (run: ReturnType<typeof runShape>) => (await stepsOfRun(deps.db, run.id)).map(stepShape),
+      steps: async (run: ReturnType<typeof runShape>) => (await stepsOfRun(ctx.db, run.id)).map(stepShape),
     },
   };
 }

@@ -1,0 +1,18 @@
+import type { Kysely } from 'kysely';
+import type { NatsConnection } from 'nats';
+import type { Clock, Logger, OutboxRelay } from '@textloop/service-kit';
+import type { Database } from './db/database';
+
+/** What scheduling's domain modules need, built once in createServer from the kit's deps. */
+export interface SchedulingContext {
+  db: Kysely<Database>;
+  clock: Clock;
+  logger: Logger;
+  outbox: Pick<OutboxRelay, 'kick'>;
+  /** for request/reply to contacts, messaging and feedback */
+  nats: NatsConnection;
+  /** Wakes the timer loop after steps or scheduled messages were committed. */
+  kickTimers(): void;
+}
+
+export const EVENT_SOURCE = 'textloop/scheduling';

@@ -1,0 +1,232 @@
+import { sql } from 'kysely';
+import { enqueueEvents, type OutboxEntry } from '@textloop/service-kit';
+import { EVENT_SOURCE, type SchedulingContext } from './context';
+import type { MessageCategory, StoredStep } from './db/database';
+
+export interface TimerOptions {
+  /** rows claimed per transaction */
+  batchSize: number;
+  /** longest sleep when nothing is due soon; another instance's new rows are seen within this */
+  maxSleepMs: number;
+}
+
+interface DueStep {
+  id: string;
+  run_id: string;
+  step_index: number;
+  automation_id: string;
+  contact_id: string;
+  trigger_properties: Record<string, unknown>;
+  steps: StoredStep[];
+}
+
+interface DueMessage {
+  id: string;
+  contact_id: string | null;
+  to_number: string;
+  body: string | null;
+  template: string | null;
+  variables: Record<string, unknown>;
+  category: MessageCategory;
+}
+
+/** The command a due step sends; requestId = step id, so publishing it twice never acts twice. */
+export function commandForStep(row: DueStep): OutboxEntry {
+  const step = row.steps[row.step_index]!;
+  const correlation = { automationId: row.automation_id, automationRunId: row.run_id, step: row.step_index, stepId: row.id };
+  switch (step.type) {
+    case 'SEND_MESSAGE':
+      return {
+        subject: 'messaging.cmd.send',
+        data: {
+          requestId: row.id,
+          contactId: row.contact_id,
+          template: step.template,
+          // Absent category: the template's own category applies.
+          ...(step.category ? { category: step.category } : {}),
+          variables: { event: row.trigger_properties },
+          correlation,
+        },
+      } as OutboxEntry;
+    case 'START_VERIFICATION':
+      return {
+        subject: 'messaging.cmd.verify',
+        data: { requestId: row.id, contactId: row.contact_id, template: step.template, correlation },
+      };
+    case 'SEND_SURVEY':
+      return {
+        subject: 'feedback.cmd.send_survey',
+        data: { requestId: row.id, surveyId: step.surveyId!, contactId: row.contact_id, correlation },
+      };
+  }
+}
+
+/**
+ * The durable timers. Due automation steps and scheduled messages are rows; this loop claims the
+ * due ones FOR UPDATE SKIP LOCKED in batches (so any number of instances share them), writes the
+ * command each one sends into the outbox and marks it done, all in one transaction: a crash before
+ * commit leaves the row pending, a crash after it leaves the command in the outbox, and the
+ * command's requestId (the row id) makes a second publish harmless. Between batches it sleeps
+ * until the next due time (or until kicked), never longer than maxSleepMs.
+ */
+export class Timers {
+  private running = false;
+  private loopDone: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private kicked = false;
+  readonly stats = { steps: 0, messages: 0, batches: 0 };
+
+  constructor(
+    private readonly ctx: SchedulingContext,
+    private readonly options: TimerOptions,
+  ) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loopDone = this.loop();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loopDone;
+  }
+
+  /** Call after committing rows that may be due before the loop's current sleep ends. */
+  kick(): void {
+    this.kicked = true;
+    this.wake?.();
+  }
+
+  private async loop(): Promise<void> {
+    let failures = 0;
+    while (this.running) {
+      this.kicked = false;
+      let wait: number;
+      try {
+        const { batchSize, maxSleepMs } = this.options;
+        const steps = await this.fireSteps(batchSize);
+        const messages = await this.fireMessages(batchSize);
+        failures = 0;
+        if (steps === batchSize || messages === batchSize) continue;
+        const next = await this.nextDue();
+        wait = next === null ? maxSleepMs : Math.min(maxSleepMs, Math.max(0, next.getTime() - this.ctx.clock.now().getTime()));
+      } catch (err) {
+        failures++;
+        wait = Math.min(100 * 2 ** failures, 5000);
+        this.ctx.logger.warn({ err: (err as Error).message, failures }, 'timers could not fire due steps; will retry');
+      }
+      if (this.kicked || !this.running) continue;
+      // A due time in the past (another instance holds those rows) is retried shortly, not spun on.
+      await this.sleep(Math.max(wait, 10));
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wake = done;
+    });
+  }
+
+  private async nextDue(): Promise<Date | null> {
+    const row = await sql<{ next: Date | null }>`
+      select least(
+        (select min(due_at) from scheduled_steps where status = 'PENDING'),
+        (select min(send_at) from scheduled_messages where status = 'PENDING')
+      ) as next`.execute(this.ctx.db);
+    const next = row.rows[0]?.next;
+    return next ? new Date(next) : null;
+  }
+
+  /** Fires up to `limit` due steps in one transaction; returns how many. */
+  async fireSteps(limit: number): Promise<number> {
+    const now = this.ctx.clock.now();
+    const fired = await this.ctx.db.transaction().execute(async (trx) => {
+      const due = await sql<DueStep>`
+        select s.id, s.run_id, s.step_index, r.automation_id, r.contact_id, r.trigger_properties, a.steps
+          from scheduled_steps s
+          join automation_runs r on r.id = s.run_id
+          join automations a on a.id = r.automation_id
+         where s.status = 'PENDING' and s.due_at <= ${now}
+         order by s.due_at
+         limit ${limit}
+           for update of s skip locked`.execute(trx);
+      if (due.rows.length === 0) return 0;
+      const ids = due.rows.map((r) => r.id);
+      const commands = due.rows.map(commandForStep);
+      await trx.updateTable('scheduled_steps').set({ status: 'DONE', executed_at: now }).where('id', 'in', ids).execute();
+      const completed = await trx
+        .updateTable('automation_runs')
+        .set({ status: 'COMPLETED', updated_at: now })
+        .where('id', 'in', [...new Set(due.rows.map((r) => r.run_id))])
+        .where('status', '=', 'ACTIVE')
+        .where(({ not, exists, selectFrom }) =>
+          not(exists(selectFrom('scheduled_steps as p').select('p.id').whereRef('p.run_id', '=', 'automation_runs.id').where('p.status', '=', 'PENDING'))),
+        )
+        .returning(['id', 'automation_id', 'contact_id', 'run_key'])
+        .execute();
+      const done: OutboxEntry[] = completed.map((r) => ({
+        subject: 'scheduling.run.completed',
+        data: { runId: r.id, automationId: r.automation_id, contactId: r.contact_id, key: r.run_key },
+      }));
+      await enqueueEvents(trx, EVENT_SOURCE, [...commands, ...done], this.ctx.clock);
+      return due.rows.length;
+    });
+    if (fired > 0) {
+      this.stats.steps += fired;
+      this.stats.batches++;
+      this.ctx.outbox.kick();
+    }
+    return fired;
+  }
+
+  /** Fires up to `limit` due scheduled messages in one transaction; returns how many. */
+  async fireMessages(limit: number): Promise<number> {
+    const now = this.ctx.clock.now();
+    const fired = await this.ctx.db.transaction().execute(async (trx) => {
+      const due = await sql<DueMessage>`
+        select id, contact_id, to_number, body, template, variables, category
+          from scheduled_messages
+         where status = 'PENDING' and send_at <= ${now}
+         order by send_at
+         limit ${limit}
+           for update skip locked`.execute(trx);
+      if (due.rows.length === 0) return 0;
+      const commands: OutboxEntry[] = due.rows.map((m) => ({
+        subject: 'messaging.cmd.send',
+        data: {
+          requestId: m.id,
+          ...(m.contact_id ? { contactId: m.contact_id } : { to: m.to_number }),
+          ...(m.template ? { template: m.template } : { body: m.body }),
+          variables: m.variables,
+          category: m.category,
+          correlation: { scheduledMessageId: m.id },
+        },
+      }));
+      await trx
+        .updateTable('scheduled_messages')
+        .set({ status: 'SENT', updated_at: now })
+        .where(
+          'id',
+          'in',
+          due.rows.map((r) => r.id),
+        )
+        .execute();
+      await enqueueEvents(trx, EVENT_SOURCE, commands, this.ctx.clock);
+      return due.rows.length;
+    });
+    if (fired > 0) {
+      this.stats.messages += fired;
+      this.stats.batches++;
+      this.ctx.outbox.kick();
+    }
+    return fired;
+  }
+}
