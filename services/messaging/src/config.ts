@@ -29,6 +29,8 @@ export interface MessagingConfig {
     retryMaxMs: number;
   };
   deliveryReports: { flushMs: number; batchSize: number };
+  /** Release of SCHEDULED messages (quiet hours): longest sleep before looking for due ones again. */
+  release: { pollMs: number };
   /** How long sendMessage waits for a contact that the projection has not seen yet. */
   contactWaitMs: number;
 }
@@ -106,6 +108,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): MessagingConfig {
     deliveryReports: {
       flushMs: int(env, 'DLR_FLUSH_MS', 10, 0, 10_000),
       batchSize: int(env, 'DLR_BATCH_SIZE', 500, 1, 10_000),
+    },
+    release: {
+      // How often (at most) the scheduled-release loop looks for due SCHEDULED messages; it also wakes at the earliest one.
+      pollMs: int(env, 'RELEASE_POLL_MS', 5000, 5, 60_000),
     },
     contactWaitMs: int(env, 'CONTACT_WAIT_MS', 2000, 0, 60_000),
   };

@@ -159,6 +159,12 @@ export async function eraseContact(ctx: MessagingContext, contactId: string): Pr
         .onConflict((oc) => oc.column('contact_id').doNothing())
         .execute();
       await trx.deleteFrom('contacts').where('id', '=', contactId).execute();
+      // Verifications hold the number: a pending one ends, all of them forget whose it was.
+      await trx
+        .updateTable('verifications')
+        .set({ to_number: ERASED, contact_id: null, status: sql<'CANCELED'>`case when status = 'PENDING' then 'CANCELED' else status end`, updated_at: now })
+        .where('contact_id', '=', contactId)
+        .execute();
       const rows = await trx.selectFrom('messages').selectAll().where('contact_id', '=', contactId).orderBy('id').forUpdate().execute();
       const pending: MessageRow[] = rows
         .filter((row) => row.status === 'QUEUED' || row.status === 'SCHEDULED')

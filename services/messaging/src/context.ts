@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import type { NatsConnection } from 'nats';
 import type { Clock, Logger, OutboxRelay } from '@textloop/service-kit';
 import type { MessagingConfig } from './config';
 import type { Database } from './db/database';
@@ -12,6 +13,8 @@ export interface MessagingContext {
   outbox: Pick<OutboxRelay, 'kick'>;
   config: MessagingConfig;
   renderer: TemplateRenderer;
+  /** For request/reply to other services (rpc.*); absent in tests that run without NATS. */
+  nats?: NatsConnection;
   /** Wakes the dispatcher after new due messages were committed. */
   kickDispatcher(): void;
 }

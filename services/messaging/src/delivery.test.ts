@@ -10,6 +10,9 @@ beforeAll(async () => {
     `mutation { createTemplate(input: { name: "order_shipped", body: "Hi {{ contact.firstName | default: \\"there\\" }}, order {{ orderId }} has shipped." }) { name variables } }`,
   );
   expect(created.errors).toBeUndefined();
+  // These tests send SURVEY messages on the real clock; quiet hours (policy tests cover them) would hold them at night.
+  const policy = await h.gql(`mutation { updateMessagingPolicy(input: { quietHoursStart: "00:00", quietHoursEnd: "00:00" }) { quietHoursStart } }`);
+  expect(policy.errors).toBeUndefined();
 });
 afterAll(async () => {
   await h?.close();

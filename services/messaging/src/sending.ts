@@ -5,6 +5,7 @@ import { analyzeText, encodingWarnings, normalizePhone, PhoneError, priceFor, ty
 import type { MessageCategory } from './db/database';
 import type { MessagingContext } from './context';
 import { awaitContacts, contactsByPhones, type ContactRow } from './contacts-projection';
+import { insertWithPolicy } from './policy';
 import { contactContext, TemplateRenderError, TemplateSyntaxError } from './rendering';
 import { insertMessages, type MessageRow } from './status';
 import { templatesByNames, type TemplateRow } from './templates';
@@ -64,7 +65,7 @@ export function senderFor(ctx: MessagingContext, country: string | undefined): s
   return (country && ctx.config.sendersByCountry[country]) || ctx.config.defaultSender;
 }
 
-function normalized(to: string, defaultCountry: string | null | undefined, field: string): { e164: string; country?: string } {
+export function normalized(to: string, defaultCountry: string | null | undefined, field: string): { e164: string; country?: string } {
   try {
     return normalizePhone(to, defaultCountry ?? undefined);
   } catch (err) {
@@ -298,11 +299,14 @@ export async function sendMessages(ctx: MessagingContext, requests: SendRequest[
   });
 }
 
-/** Inserts new message rows (QUEUED/SUPPRESSED/FAILED) with their history and events; returns the rows in input order. */
+/** Inserts new message rows (QUEUED/SCHEDULED/SUPPRESSED/FAILED) with their history and events; returns the rows in input order. */
 export async function persist(ctx: MessagingContext, rows: MessageRow[]): Promise<MessageRow[]> {
   if (rows.length === 0) return [];
-  const history = rows.map((r) => ({ messageId: r.id, status: r.status, at: r.created_at, detail: r.error_message }));
-  const insertedIds = await insertMessages(ctx.db, rows, history, ctx.clock);
+  // The messaging policy may hold rows back (quiet hours → SCHEDULED) or suppress them (weekly cap) first.
+  const insertedIds = await insertWithPolicy(ctx, rows, (db, details) => {
+    const history = rows.map((r) => ({ messageId: r.id, status: r.status, at: r.created_at, detail: details.get(r.id) ?? r.error_message }));
+    return insertMessages(db, rows, history, ctx.clock);
+  });
   // Lost a race for an idempotency key (or a repeat inside this batch): return the winner.
   const lost = rows.filter((r) => !insertedIds.has(r.id));
   const winners = new Map<string, MessageRow>();

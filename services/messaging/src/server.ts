@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import gql from 'graphql-tag';
 import type { RunningConsumer } from '@textloop/events';
-import { createHttpService, createSubgraphApollo, type ServiceDeps, type ServiceInstance } from '@textloop/service-kit';
+import { createHttpService, createSubgraphApollo, type Clock, type ServiceDeps, type ServiceInstance } from '@textloop/service-kit';
 import { loadConfig, type MessagingConfig } from './config';
 import type { MessagingContext } from './context';
 import type { Database } from './db/database';
@@ -12,6 +12,8 @@ import { MoceanProvider } from './providers/mocean';
 import type { SmsProvider } from './providers/provider';
 import { TemplateRenderer } from './rendering';
 import { createResolvers } from './resolvers';
+import { serveMessagingRpc } from './rpc';
+import { ScheduledRelease } from './scheduled-release';
 import { webhookRoutes } from './webhooks';
 
 const typeDefs = gql(readFileSync(new URL('./schema.graphql', import.meta.url), 'utf8'));
@@ -20,16 +22,19 @@ export interface MessagingInstance extends ServiceInstance {
   ctx: MessagingContext;
   dispatcher: Dispatcher;
   deliveryReports: DeliveryReports;
+  release: ScheduledRelease;
 }
 
 export function createProvider(config: MessagingConfig): SmsProvider {
   return new MoceanProvider({ ...config.mocean });
 }
 
-/** Options beyond deps, for tests (a provider stand-in, a crash hook). */
+/** Options beyond deps, for tests (a provider stand-in, a crash hook, a clock moved by hand). */
 export interface MessagingOptions {
   provider?: SmsProvider;
   dispatcherHooks?: DispatcherHooks;
+  /** Replaces deps.clock for this instance (tests of quiet hours use a ManualClock). */
+  clock?: Clock;
 }
 
 export function createServer(deps: ServiceDeps<Database>, options: MessagingOptions = {}): MessagingInstance {
@@ -44,16 +49,18 @@ export function createServer(deps: ServiceDeps<Database>, options: MessagingOpti
   let dispatcher: Dispatcher | undefined;
   const ctx: MessagingContext = {
     db: deps.db,
-    clock: deps.clock,
+    clock: options.clock ?? deps.clock,
     logger: deps.logger,
     outbox: deps.outbox,
     config,
     renderer: new TemplateRenderer(),
+    nats: deps.nats.nc,
     kickDispatcher: () => dispatcher?.kick(),
   };
   dispatcher = new Dispatcher(ctx, provider, options.dispatcherHooks);
   const deliveryReports = new DeliveryReports(ctx);
-  const apollo = createSubgraphApollo(typeDefs, createResolvers(ctx), deps.logger);
+  const release = new ScheduledRelease(ctx);
+  const apollo = createSubgraphApollo(typeDefs, createResolvers(ctx, { kickRelease: () => release.kick() }), deps.logger);
   const http = createHttpService({
     logger: deps.logger,
     apollo,
@@ -63,19 +70,27 @@ export function createServer(deps: ServiceDeps<Database>, options: MessagingOpti
   });
 
   let consumers: RunningConsumer[] = [];
+  let rpc: Array<{ unsubscribe(): void }> = [];
   let apolloStarted = false;
   return {
     http,
     ctx,
     dispatcher,
     deliveryReports,
+    release,
     async start() {
       await apollo.start();
       apolloStarted = true;
       consumers = await startConsumers(deps, ctx);
-      if (config.dispatch.enabled) dispatcher!.start();
+      rpc = serveMessagingRpc(deps.nats.nc, ctx);
+      if (config.dispatch.enabled) {
+        dispatcher!.start();
+        release.start();
+      }
     },
     async stop() {
+      for (const sub of rpc) sub.unsubscribe();
+      await release.stop();
       await dispatcher!.stop();
       await deliveryReports.drain();
       await Promise.allSettled(consumers.map((c) => c.stop()));

@@ -89,10 +89,52 @@ export interface MessageStatusHistoryTable {
   detail: string | null;
 }
 
+export type VerificationStatus = 'PENDING' | 'APPROVED' | 'EXPIRED' | 'FAILED' | 'CANCELED';
+
+export interface VerificationsTable {
+  id: string;
+  /** E.164 number the code was sent to */
+  to_number: string;
+  contact_id: string | null;
+  status: VerificationStatus;
+  code_length: number;
+  /** per-verification random salt (hex) and scrypt hash (hex) of the code; the code itself is never stored */
+  code_salt: string;
+  code_hash: string;
+  /** wrong codes checked so far */
+  attempts: Generated<number>;
+  /** messages sent with this code (first send included) */
+  sends: Generated<number>;
+  /** messaging.cmd.verify requestId */
+  request_id: string | null;
+  expires_at: Timestamp;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+/** The messaging policy: at most one row (id 1); no row means the defaults. */
+export interface MessagingPolicyTable {
+  id: Generated<number>;
+  /** HH:MM, recipient's local time */
+  quiet_hours_start: string;
+  quiet_hours_end: string;
+  marketing_weekly_cap: number;
+  updated_at: Timestamp;
+}
+
+/** What a SCHEDULED message waits for, when it is the policy (quiet hours) rather than a chosen time. */
+export interface MessageWaitsTable {
+  message_id: string;
+  waiting_for: 'QUIET_HOURS';
+}
+
 export interface Database {
   templates: TemplatesTable;
   contacts: ContactsTable;
   erased_contacts: ErasedContactsTable;
   messages: MessagesTable;
   message_status_history: MessageStatusHistoryTable;
+  messaging_policy: MessagingPolicyTable;
+  message_waits: MessageWaitsTable;
+  verifications: VerificationsTable;
 }

@@ -3,9 +3,10 @@ import type { ServiceDeps } from '@textloop/service-kit';
 import type { MessagingContext } from '../context';
 import type { Database } from '../db/database';
 import { CONTACT_SUBJECTS, handleContactEvent } from './handlers/contacts';
-import { handleSendCommand } from './handlers/messaging.cmd.send';
+import { SendCommandBatcher } from './handlers/messaging.cmd.send';
+import { handleVerifyCommand } from './handlers/messaging.cmd.verify';
 
-/** The durable consumers messaging runs; both replay from the start so a fresh instance catches up. */
+/** The durable consumers messaging runs; all replay from the start so a fresh instance catches up. */
 export async function startConsumers(deps: ServiceDeps<Database>, ctx: MessagingContext): Promise<RunningConsumer[]> {
   const { js, jsm } = deps.nats;
   const contacts = await startConsumer({
@@ -19,6 +20,7 @@ export async function startConsumers(deps: ServiceDeps<Database>, ctx: Messaging
     handle: (event, subject) => handleContactEvent(ctx, event, subject),
   });
   try {
+    const batcher = new SendCommandBatcher(ctx);
     const commands = await startConsumer({
       js,
       jsm,
@@ -27,9 +29,24 @@ export async function startConsumers(deps: ServiceDeps<Database>, ctx: Messaging
       filterSubjects: ['messaging.cmd.send'],
       deliver: 'all',
       logger: deps.logger,
-      handle: (event) => handleSendCommand(ctx, event),
+      // Enough deliveries at once for the batcher to gather full batches.
+      maxInFlight: 500,
+      handle: (event) => batcher.handle(event),
     });
-    return [contacts, commands];
+    const verify = await startConsumer({
+      js,
+      jsm,
+      stream: 'MESSAGING',
+      durable: 'messaging-cmd-verify',
+      filterSubjects: ['messaging.cmd.verify'],
+      deliver: 'all',
+      logger: deps.logger,
+      handle: (event) => handleVerifyCommand(ctx, event),
+    }).catch(async (err) => {
+      await commands.stop();
+      throw err;
+    });
+    return [contacts, commands, verify];
   } catch (err) {
     await contacts.stop();
     throw err;

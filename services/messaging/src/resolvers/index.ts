@@ -6,7 +6,10 @@ import { historyFor, listMessages, messageById, messagesByIds, messagingStats, q
 import { previewMessage, sendMessages, type PreviewInput, type SendInput } from '../sending';
 import type { MessageRow } from '../status';
 import { createTemplate, listTemplates, templateByName, templatesByIds, updateTemplate, type TemplateInput, type TemplateRow } from '../templates';
+import { visibleBody } from '../verification';
+import { policyResolvers } from './policy';
 import { DateTime, JSONScalar } from './scalars';
+import { verificationResolvers } from './verification';
 
 function allow(context: RequestContext, roles: Role[], what: string): void {
   if (!roles.includes(context.role)) throw forbidden(`The ${context.role} role may not ${what}; use a key with role ${roles.join(' or ')}.`);
@@ -29,7 +32,7 @@ export function toMessage(row: MessageRow) {
     templateId: row.template_id,
     to: row.to_number,
     from: row.from_number,
-    body: row.body,
+    body: visibleBody(row.body, row.correlation),
     encoding: row.encoding,
     segments: row.segments,
     price: money(row.price_amount, row.price_currency),
@@ -50,10 +53,13 @@ function toConnection(page: Page<MessageRow>) {
   return { nodes: page.nodes.map(toMessage), pageInfo: { hasNextPage: page.hasNextPage, endCursor: page.endCursor }, totalCount: page.totalCount };
 }
 
-export function createResolvers(ctx: MessagingContext): GraphQLResolverMap<RequestContext> {
+/** kickRelease wakes the scheduled-release loop (a policy change made waiting messages due). */
+export function createResolvers(ctx: MessagingContext, options: { kickRelease?: () => void } = {}): GraphQLResolverMap<RequestContext> {
   const templateById = batchLoader((ids: string[]) => templatesByIds(ctx, ids));
   const historyOf = batchLoader((ids: string[]) => historyFor(ctx, ids));
   const messageOf = batchLoader((ids: string[]) => messagesByIds(ctx, ids));
+  const verification = verificationResolvers(ctx, allow);
+  const policy = policyResolvers(ctx, allow, options.kickRelease);
 
   return {
     DateTime,
@@ -73,6 +79,8 @@ export function createResolvers(ctx: MessagingContext): GraphQLResolverMap<Reque
       },
       messagingStats: (_: unknown, args: Parameters<typeof messagingStats>[1]) => messagingStats(ctx, args),
       messagingQueue: () => queueStats(ctx),
+      ...verification.Query,
+      ...policy.Query,
     },
     Mutation: {
       sendMessage: async (_: unknown, args: { input: SendInput }, context: RequestContext) => {
@@ -98,7 +106,10 @@ export function createResolvers(ctx: MessagingContext): GraphQLResolverMap<Reque
         allow(context, ['admin'], 'manage templates');
         return toTemplate(await updateTemplate(ctx, args.name, args.input));
       },
+      ...verification.Mutation,
+      ...policy.Mutation,
     },
+    Verification: verification.Verification,
     Message: {
       __resolveReference: async (ref: { id: string }) => {
         const row = await messageOf(ref.id);

@@ -1,9 +1,10 @@
 import { GraphQLError } from 'graphql';
-import { newId, type CloudEvent, type EventData } from '@textloop/events';
+import { callRpc, newId, type CloudEvent, type EventData } from '@textloop/events';
+import { GroupCommit } from '../../group-commit';
 import { normalizePhone } from '@textloop/sms';
 import type { MessagingContext } from '../../context';
 import { contactsByIds } from '../../contacts-projection';
-import { persist, senderFor, sendMessages, type SendInput } from '../../sending';
+import { persist, senderFor, sendMessages, type SendInput, type SendRequest } from '../../sending';
 import type { MessageRow } from '../../status';
 
 type SendCommand = EventData<'messaging.cmd.send'>;
@@ -23,6 +24,21 @@ function errorCodeFor(err: GraphQLError, command: SendCommand): string {
   return 'INVALID_REQUEST';
 }
 
+function requestOf(command: SendCommand): SendRequest {
+  return {
+    input: {
+      contactId: command.contactId,
+      to: command.to,
+      body: command.body,
+      template: command.template,
+      variables: command.variables,
+      category: command.category,
+      idempotencyKey: commandKey(command.requestId),
+    },
+    correlation: command.correlation ?? null,
+  };
+}
+
 /**
  * messaging.cmd.send: queue the message like sendMessage, with requestId as the idempotency key
  * and the correlation kept for every status event. A command that can never succeed (unknown
@@ -31,30 +47,77 @@ function errorCodeFor(err: GraphQLError, command: SendCommand): string {
  */
 export async function handleSendCommand(ctx: MessagingContext, event: CloudEvent<SendCommand>): Promise<void> {
   const command = event.data;
-  const input: SendInput = {
-    contactId: command.contactId,
-    to: command.to,
-    body: command.body,
-    template: command.template,
-    variables: command.variables,
-    category: command.category,
-    idempotencyKey: commandKey(command.requestId),
-  };
+  const request = requestOf(command);
   try {
-    await sendMessages(ctx, [{ input, correlation: command.correlation ?? null }], { indexed: false });
+    await sendMessages(ctx, [request], { indexed: false });
   } catch (err) {
     if (!(err instanceof GraphQLError)) throw err; // infrastructure trouble: nak and retry
     const errorCode = errorCodeFor(err, command);
     if (errorCode === 'CONTACT_NOT_FOUND' && command.contactId && (await mayStillArrive(ctx, event, command.contactId))) {
       throw new Error(`contact ${command.contactId} is not in the projection yet; retrying`);
     }
-    await persist(ctx, [await failedRow(ctx, command, input, errorCode, err.message)]);
+    await persist(ctx, [await failedRow(ctx, command, request.input, errorCode, err.message)]);
   }
 }
 
+/**
+ * Commands arrive in bursts (an automation step due for 100,000 contacts at 09:00, a campaign):
+ * the consumer's concurrent deliveries are gathered and queued with one sendMessages call (one
+ * transaction) per batch. sendMessages is all or nothing, so a batch holding a command that cannot
+ * be sent falls back to one call per command, where that one becomes a FAILED message on its own.
+ */
+export class SendCommandBatcher {
+  private readonly group: GroupCommit<CloudEvent<SendCommand>, unknown>;
+
+  constructor(private readonly ctx: MessagingContext) {
+    this.group = new GroupCommit((events) => this.commit(events), { maxBatch: 500, maxDelayMs: 2 });
+  }
+
+  async handle(event: CloudEvent<SendCommand>): Promise<void> {
+    const error = await this.group.push(event);
+    if (error) throw error;
+  }
+
+  private async commit(events: Array<CloudEvent<SendCommand>>): Promise<unknown[]> {
+    if (events.length > 1) {
+      try {
+        await sendMessages(
+          this.ctx,
+          events.map((e) => requestOf(e.data)),
+          { indexed: false },
+        );
+        return events.map(() => undefined);
+      } catch (err) {
+        if (!(err instanceof GraphQLError)) return events.map(() => err);
+      }
+    }
+    return Promise.all(
+      events.map((e) =>
+        handleSendCommand(this.ctx, e).then(
+          () => undefined,
+          (err: unknown) => err ?? new Error('failed'),
+        ),
+      ),
+    );
+  }
+}
+
+/**
+ * A contact this projection has not seen: retry while contacts knows it (its created event is on
+ * the way), fail when contacts says there is no such contact. When contacts cannot be asked, wait
+ * out a grace period from the command's time.
+ */
 async function mayStillArrive(ctx: MessagingContext, event: CloudEvent, contactId: string): Promise<boolean> {
   const erased = await ctx.db.selectFrom('erased_contacts').select('contact_id').where('contact_id', '=', contactId).executeTakeFirst();
   if (erased) return false;
+  if (ctx.nats) {
+    try {
+      const { contacts } = await callRpc(ctx.nats, 'rpc.contacts.get', { ids: [contactId] }, 2000);
+      return contacts.length > 0;
+    } catch {
+      // contacts is down or slow: fall back to the grace period
+    }
+  }
   return ctx.clock.now().getTime() - Date.parse(event.time) < CONTACT_GRACE_MS;
 }
 
