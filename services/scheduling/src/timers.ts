@@ -149,6 +149,12 @@ export class Timers {
   async fireSteps(limit: number): Promise<number> {
     const now = this.ctx.clock.now();
     const fired = await this.ctx.db.transaction().execute(async (trx) => {
+      // The run rows are locked with the steps: two instances firing steps of the same run at once
+      // would each still see the other's steps PENDING when deciding whether the run is complete,
+      // and neither would complete it. With the run locked, one transaction at a time fires a run's
+      // steps (another instance skips them until it commits), and the completion check below, a
+      // later statement, sees every step fired before. SKIP LOCKED never waits, so this cannot
+      // deadlock with applyEvent or message-links, which lock a run before its steps.
       const due = await sql<DueStep>`
         select s.id, s.run_id, s.step_index, r.automation_id, r.contact_id, r.trigger_properties, a.steps
           from scheduled_steps s
@@ -157,7 +163,7 @@ export class Timers {
          where s.status = 'PENDING' and s.due_at <= ${now}
          order by s.due_at
          limit ${limit}
-           for update of s skip locked`.execute(trx);
+           for update of s, r skip locked`.execute(trx);
       if (due.rows.length === 0) return 0;
       const ids = due.rows.map((r) => r.id);
       const commands = due.rows.map(commandForStep);

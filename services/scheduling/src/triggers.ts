@@ -139,6 +139,14 @@ export async function applyEvent(ctx: SchedulingContext, consumer: string, event
   if (automations.length === 0) return 0;
   await ctx.db.transaction().execute(async (trx) => {
     if (!(await markProcessed(trx, consumer, event.eventId))) return;
+    // Events are handled concurrently (the consumer keeps many in flight, and instances share it), so
+    // a booking and its re-booking or cancellation can be in two transactions at once, each finding
+    // no committed ACTIVE run to replace or cancel: the contact would get both sets of reminders, or
+    // reminders for a cancelled appointment. Serialise the events of one automation, contact and key
+    // (locks taken in sorted order, so two events cannot deadlock on them; a hash collision only
+    // serialises more). The run lookups below are later statements and see what the other committed.
+    const locks = [...new Set(automations.map((a) => JSON.stringify([a.id, event.contactId, runKeyOf(a, event.properties)])))].sort();
+    for (const lock of locks) await sql`select pg_advisory_xact_lock(hashtextextended(${lock}, 0))`.execute(trx);
     const now = ctx.clock.now();
     const eventTime = Date.parse(event.time);
     const outbox: OutboxEntry[] = [];

@@ -1,0 +1,676 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  AckPolicy,
+  connect,
+  DeliverPolicy,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type NatsConnection,
+  type Subscription,
+} from 'nats';
+import { sql } from 'kysely';
+import { createEvent, ensureStream, newId, publishEvent, serveRpc, type CloudEvent, type ContactSummary, type StreamName } from '@textloop/events';
+import { buildDeps, ManualClock, silentLogger, type ServiceDeps } from '@textloop/service-kit';
+import { createTestDatabase, startTestNats, waitFor, type TestNats } from '@textloop/service-kit/testing';
+import type { Database } from './db/database';
+import { migrations } from './db/migrations';
+import { createServer, type SchedulingInstance } from './server';
+
+// ---------------------------------------------------------------------------------------------
+// Harness (the same block in every scheduling integration test file): real Postgres, a private
+// real NATS, a ManualClock. Messaging, feedback and contacts are stood in for at their NATS
+// boundary: their rpc.* methods answer from `world`, and the commands scheduling sends them are
+// read back from their JetStream streams.
+// ---------------------------------------------------------------------------------------------
+
+interface GraphQLResult {
+  data?: any;
+  errors?: Array<{ message: string; extensions?: { code?: string; field?: string; [k: string]: unknown } }>;
+}
+
+interface Recorded {
+  stream: StreamName;
+  subject: string;
+  seq: number;
+  event: CloudEvent<any>;
+}
+
+/** What the other services know: templates (with the variables their bodies read), surveys, contacts. */
+interface World {
+  templates: Map<string, { category: string; variables: string[] }>;
+  surveys: Map<string, string>;
+  contacts: Map<string, ContactSummary>;
+}
+
+interface Instance {
+  deps: ServiceDeps<Database> & { close(): Promise<void> };
+  server: SchedulingInstance;
+  url: string;
+  gql(query: string, variables?: Record<string, unknown>): Promise<GraphQLResult>;
+  stop(): Promise<void>;
+}
+
+interface Env {
+  clock: ManualClock;
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  world: World;
+  recorded: Recorded[];
+  /** A scheduling instance on this environment's database and NATS. */
+  start(env?: NodeJS.ProcessEnv): Promise<Instance>;
+  /** Publishes a CloudEvent (time = the manual clock unless given) and returns it. */
+  publish(subject: string, data: unknown, options?: { time?: Date; id?: string }): Promise<CloudEvent<any>>;
+  /** Publishes an application event on events.<name>. */
+  track(name: string, contactId: string, properties: Record<string, unknown>, options?: { time?: Date }): Promise<CloudEvent<any>>;
+  /** Waits until a durable consumer of scheduling has handled everything in its stream so far. */
+  handled(stream: StreamName, durable: string): Promise<void>;
+  /** Waits until the outbox is empty and every stream scheduling writes to has been read to its end. */
+  settle(db: ServiceDeps<Database>['db']): Promise<void>;
+  of(subject: string, predicate?: (e: Recorded) => boolean): Recorded[];
+  waitFor(subject: string, predicate?: (e: Recorded) => boolean, count?: number): Promise<Recorded[]>;
+  close(): Promise<void>;
+}
+
+const RECORDED_STREAMS: StreamName[] = ['MESSAGING', 'FEEDBACK', 'SCHEDULING'];
+
+async function startEnv(prefix: string, clock = new ManualClock('2026-12-01T08:00:00.000Z')): Promise<Env> {
+  const nats: TestNats = await startTestNats();
+  const database = await createTestDatabase(prefix);
+  const nc = await connect({ servers: nats.url });
+  const jsm = await nc.jetstreamManager();
+  const js = nc.jetstream();
+  // The streams other services own exist before scheduling starts, as in a running platform.
+  for (const stream of ['CONTACTS', 'EVENTS', 'MESSAGING', 'FEEDBACK', 'SCHEDULING'] as const) await ensureStream(jsm, stream);
+
+  const world: World = { templates: new Map(), surveys: new Map(), contacts: new Map() };
+  const rpc: Subscription[] = [
+    serveRpc(
+      nc,
+      'rpc.messaging.templates',
+      'messaging',
+      async ({ names }) => ({ templates: names.flatMap((name) => (world.templates.has(name) ? [{ name, ...world.templates.get(name)! }] : [])) }),
+      silentLogger,
+    ),
+    serveRpc(
+      nc,
+      'rpc.feedback.surveys',
+      'feedback',
+      async ({ ids }) => ({ surveys: ids.flatMap((surveyId) => (world.surveys.has(surveyId) ? [{ surveyId, name: world.surveys.get(surveyId)! }] : [])) }),
+      silentLogger,
+    ),
+    serveRpc(
+      nc,
+      'rpc.contacts.get',
+      'contacts',
+      async ({ ids }) => ({ contacts: ids.flatMap((id) => (world.contacts.has(id) ? [world.contacts.get(id)!] : [])) }),
+      silentLogger,
+    ),
+  ];
+
+  const recorded: Recorded[] = [];
+  const lastSeq = new Map<StreamName, number>();
+  const readers: ConsumerMessages[] = [];
+  for (const stream of RECORDED_STREAMS) {
+    const name = `test-recorder-${stream.toLowerCase()}`;
+    await jsm.consumers.add(stream, { durable_name: name, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All });
+    const messages = await (await js.consumers.get(stream, name)).consume();
+    readers.push(messages);
+    void (async () => {
+      for await (const m of messages) {
+        recorded.push({ stream, subject: m.subject, seq: m.seq, event: JSON.parse(m.string()) });
+        lastSeq.set(stream, m.seq);
+      }
+    })().catch(() => {});
+  }
+
+  const instances = new Set<Instance>();
+  const env: Env = {
+    clock,
+    nc,
+    js,
+    jsm,
+    world,
+    recorded,
+    async start(extraEnv = {}) {
+      const deps = await buildDeps<Database>({
+        name: 'scheduling',
+        migrations,
+        streams: ['SCHEDULING'],
+        target: { kind: 'postgres', url: database.url },
+        natsUrl: nats.url,
+        logger: silentLogger,
+        clock,
+        env: { ...extraEnv },
+      });
+      const server = createServer(deps);
+      const { url } = await server.http.listen(0);
+      await server.start();
+      let stopped = false;
+      const instance: Instance = {
+        deps,
+        server,
+        url,
+        async gql(query, variables = {}) {
+          const res = await fetch(`${url}/graphql`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ query, variables }),
+          });
+          return (await res.json()) as GraphQLResult;
+        },
+        async stop() {
+          if (stopped) return;
+          stopped = true;
+          instances.delete(instance);
+          await server.http.close();
+          await server.stop();
+          await deps.close();
+        },
+      };
+      instances.add(instance);
+      return instance;
+    },
+    async publish(subject, data, options = {}) {
+      const event = createEvent({ source: 'textloop/test', type: subject, data, time: options.time ?? clock.now(), ...(options.id ? { id: options.id } : {}) });
+      await publishEvent(js, subject, event);
+      return event;
+    },
+    async track(name, contactId, properties, options = {}) {
+      const time = options.time ?? clock.now();
+      return env.publish(`events.${name}`, { eventId: newId(), contactId, name, properties, occurredAt: time.toISOString() }, { time });
+    },
+    async handled(stream, durable) {
+      await waitFor(
+        async () => {
+          const info = await jsm.consumers.info(stream, durable);
+          return info.num_pending === 0 && info.num_ack_pending === 0;
+        },
+        { what: `${durable} to handle ${stream}`, timeoutMs: 15_000 },
+      );
+    },
+    async settle(db) {
+      await waitFor(async () => (await sql<{ n: number }>`select count(*)::int as n from outbox`.execute(db)).rows[0]!.n === 0, {
+        what: 'the outbox to drain',
+        timeoutMs: 20_000,
+      });
+      for (const stream of RECORDED_STREAMS) {
+        const last = (await jsm.streams.info(stream)).state.last_seq;
+        await waitFor(() => (lastSeq.get(stream) ?? 0) >= last, { what: `the recorder to read ${stream}` });
+      }
+    },
+    of(subject, predicate = () => true) {
+      return recorded.filter((e) => e.subject === subject && predicate(e));
+    },
+    async waitFor(subject, predicate = () => true, count = 1) {
+      return waitFor(
+        () => {
+          const found = env.of(subject, predicate);
+          return found.length >= count ? found : undefined;
+        },
+        { what: `${count} × ${subject}`, timeoutMs: 20_000, intervalMs: 20 },
+      );
+    },
+    async close() {
+      for (const instance of [...instances]) await instance.stop();
+      await Promise.allSettled(readers.map((r) => r.close()));
+      rpc.forEach((s) => s.unsubscribe());
+      await nc.close();
+      await database.drop();
+      await nats.stop();
+    },
+  };
+  return env;
+}
+
+function expectError(res: GraphQLResult, code: string, field?: string): string {
+  expect(res.data ?? null, JSON.stringify(res)).toBeNull();
+  expect(res.errors?.[0]?.extensions?.code, JSON.stringify(res.errors)).toBe(code);
+  if (field !== undefined) expect(res.errors?.[0]?.extensions?.field).toBe(field);
+  return res.errors![0]!.message;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const AUTOMATION_FIELDS =
+  'id name enabled triggerEvent triggerFilter runKey cancelOn createdAt steps { type template category surveyId delay relativeTo offset }';
+const RUN_FIELDS =
+  'id status key failure triggerEvent triggerProperties automation { id } contact { id } steps { index type dueAt status executedAt error message { id } }';
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+let env: Env;
+let app: Instance;
+
+beforeAll(async () => {
+  env = await startEnv('sched_automations');
+  env.world.templates.set('welcome-code', { category: 'OTP', variables: ['contact.firstName', 'code'] });
+  env.world.templates.set('quick-start', { category: 'TRANSACTIONAL', variables: ['contact.firstName'] });
+  env.world.templates.set('plain', { category: 'TRANSACTIONAL', variables: [] });
+  env.world.templates.set('appt-24h', { category: 'TRANSACTIONAL', variables: ['event.startsAt', 'contact.timezone'] });
+  env.world.templates.set('appt-2h', { category: 'TRANSACTIONAL', variables: ['event.startsAt'] });
+  env.world.templates.set('appt-confirmed', { category: 'TRANSACTIONAL', variables: ['event.appointmentId'] });
+  env.world.templates.set('winback', { category: 'MARKETING', variables: [] });
+  env.world.surveys.set('survey-nps', 'NPS');
+  app = await env.start();
+});
+
+afterAll(async () => {
+  await env?.close();
+});
+
+async function createAutomation(input: Record<string, unknown>): Promise<GraphQLResult> {
+  return app.gql(`mutation($input: AutomationInput!) { createAutomation(input: $input) { ${AUTOMATION_FIELDS} } }`, { input });
+}
+
+async function created(input: Record<string, unknown>): Promise<{ id: string; createdAt: string }> {
+  const res = await createAutomation(input);
+  expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
+  return res.data.createAutomation;
+}
+
+async function runsOf(contactId: string, automationId?: string): Promise<any[]> {
+  const res = await app.gql(`query($c: ID, $a: ID) { automationRuns(contactId: $c, automationId: $a) { ${RUN_FIELDS} } }`, { c: contactId, a: automationId });
+  expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
+  // oldest first reads more naturally in the assertions below
+  return [...res.data.automationRuns].reverse();
+}
+
+async function stepIds(runId: string): Promise<string[]> {
+  const rows = await app.deps.db.selectFrom('scheduled_steps').select('id').where('run_id', '=', runId).orderBy('step_index').execute();
+  return rows.map((r) => r.id);
+}
+
+/** Moves the manual clock and wakes the timer loop. */
+function advance(ms: number): void {
+  env.clock.advance(ms);
+  app.server.timers.kick();
+}
+
+function contactSnapshot(contactId: string, phone: string) {
+  return { contactId, phone, timezone: 'America/New_York', firstName: 'Ada', attributes: { plan: 'pro' }, tags: [], subscribed: true };
+}
+
+describe('createAutomation validation', () => {
+  const sendStep = { type: 'SEND_MESSAGE', template: 'plain' };
+  const valid = { name: 'Valid', triggerEvent: 'order.shipped', steps: [sendStep] };
+
+  it('rejects bad input with the contract code and the offending field, and writes nothing', async () => {
+    const before = (await app.gql('{ automations { id } }')).data.automations.length;
+
+    expect(expectError(await createAutomation({ ...valid, steps: [{ type: 'SEND_MESSAGE', template: 'no-such-template' }] }), 'NOT_FOUND')).toContain(
+      'no-such-template',
+    );
+    expect(expectError(await createAutomation({ ...valid, steps: [sendStep, { type: 'SEND_SURVEY', surveyId: 'no-such-survey' }] }), 'NOT_FOUND')).toContain(
+      'no-such-survey',
+    );
+    // The code must reach the contact: a verification template without {{ code }} is refused.
+    expect(
+      expectError(
+        await createAutomation({ ...valid, steps: [{ type: 'START_VERIFICATION', template: 'quick-start' }] }),
+        'BAD_USER_INPUT',
+        'steps[0].template',
+      ),
+    ).toContain('code');
+    expectError(await createAutomation({ ...valid, steps: [{ ...sendStep, delay: '5 minutes' }] }), 'BAD_USER_INPUT', 'steps[0].delay');
+    expectError(await createAutomation({ ...valid, steps: [{ ...sendStep, relativeTo: 'startsAt', offset: '24h' }] }), 'BAD_USER_INPUT', 'steps[0].offset');
+    for (const triggerFilter of [[{ days: 30 }], 'days=30', 30]) {
+      expectError(await createAutomation({ ...valid, triggerFilter }), 'BAD_USER_INPUT', 'triggerFilter');
+    }
+    expectError(await createAutomation({ ...valid, triggerEvent: 'Order Shipped' }), 'BAD_USER_INPUT', 'triggerEvent');
+    expectError(await createAutomation({ ...valid, cancelOn: ['order.cancelled', 'ORDER-REFUNDED'] }), 'BAD_USER_INPUT', 'cancelOn[1]');
+    expectError(await app.gql('mutation { setAutomationEnabled(id: "no-such-automation", enabled: false) { id } }'), 'NOT_FOUND');
+
+    expect((await app.gql('{ automations { id } }')).data.automations).toHaveLength(before);
+    expect((await app.deps.db.selectFrom('automations').select('id').execute()).length).toBe(before);
+  });
+
+  it('accepts the same shapes when they are right, asking messaging and feedback about the references', async () => {
+    const res = await createAutomation({
+      name: 'Everything valid',
+      triggerEvent: 'order.shipped',
+      triggerFilter: { carrier: 'UPS' },
+      runKey: 'orderId',
+      cancelOn: ['order.cancelled'],
+      steps: [
+        { type: 'START_VERIFICATION', template: 'welcome-code' },
+        { type: 'SEND_MESSAGE', template: 'plain', category: 'TRANSACTIONAL', delay: 'PT5M' },
+        { type: 'SEND_MESSAGE', template: 'plain', relativeTo: 'deliveredAt', offset: '-PT24H' },
+        { type: 'SEND_SURVEY', surveyId: 'survey-nps', delay: 'P1D' },
+      ],
+      enabled: false,
+    });
+    expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
+    expect(res.data.createAutomation).toMatchObject({
+      name: 'Everything valid',
+      enabled: false,
+      triggerFilter: { carrier: 'UPS' },
+      runKey: 'orderId',
+      cancelOn: ['order.cancelled'],
+      createdAt: env.clock.now().toISOString(),
+    });
+    expect(res.data.createAutomation.steps.map((s: { type: string }) => s.type)).toEqual(['START_VERIFICATION', 'SEND_MESSAGE', 'SEND_MESSAGE', 'SEND_SURVEY']);
+    const enabled = await app.gql('mutation($id: ID!) { setAutomationEnabled(id: $id, enabled: true) { id enabled } }', { id: res.data.createAutomation.id });
+    expect(enabled.data.setAutomationEnabled).toEqual({ id: res.data.createAutomation.id, enabled: true });
+  });
+});
+
+describe('onboarding: contact.created → verification at once, quick start after PT5M', () => {
+  it('starts one run per event, fires the verify command at once and the quick start after 5 minutes, not before', async () => {
+    const automation = await created({
+      name: 'Onboarding',
+      triggerEvent: 'contact.created',
+      steps: [
+        { type: 'START_VERIFICATION', template: 'welcome-code' },
+        { type: 'SEND_MESSAGE', template: 'quick-start', delay: 'PT5M' },
+      ],
+    });
+    const contactId = `contact-${newId()}`;
+    const t0 = env.clock.now();
+    const event = await env.publish('contacts.contact.created', contactSnapshot(contactId, '+14155550101'));
+    // A redelivery of the same event (same CloudEvent id; a new Nats-Msg-Id so the stream keeps it).
+    await env.js.publish('contacts.contact.created', JSON.stringify(event), { msgID: `${event.id}-again` });
+
+    const [verify] = await env.waitFor('messaging.cmd.verify', (e) => e.event.data.contactId === contactId);
+    await env.handled('CONTACTS', 'scheduling-contacts');
+    const runs = await runsOf(contactId);
+    expect(runs).toHaveLength(1);
+    const run = runs[0];
+    expect(run).toMatchObject({
+      status: 'ACTIVE',
+      automation: { id: automation.id },
+      contact: { id: contactId },
+      triggerEvent: 'contact.created',
+      failure: null,
+    });
+    expect(run.triggerProperties).toMatchObject({ phone: '+14155550101', firstName: 'Ada' });
+    const [verifyStepId, quickStartStepId] = await stepIds(run.id);
+    expect(verify!.event.data).toEqual({
+      requestId: verifyStepId,
+      contactId,
+      template: 'welcome-code',
+      correlation: { automationId: automation.id, automationRunId: run.id, step: 0, stepId: verifyStepId },
+    });
+    expect(run.steps).toEqual([
+      { index: 0, type: 'START_VERIFICATION', dueAt: t0.toISOString(), status: 'DONE', executedAt: t0.toISOString(), error: null, message: null },
+      {
+        index: 1,
+        type: 'SEND_MESSAGE',
+        dueAt: new Date(t0.getTime() + 5 * MINUTE).toISOString(),
+        status: 'PENDING',
+        executedAt: null,
+        error: null,
+        message: null,
+      },
+    ]);
+
+    // 4 min 59 s later nothing more is due.
+    advance(5 * MINUTE - 1000);
+    expect(await app.server.timers.fireSteps(100)).toBe(0);
+    await env.settle(app.deps.db);
+    expect(env.of('messaging.cmd.send', (e) => e.event.data.contactId === contactId)).toEqual([]);
+    expect((await runsOf(contactId))[0].steps[1].status).toBe('PENDING');
+
+    advance(1000);
+    const [send] = await env.waitFor('messaging.cmd.send', (e) => e.event.data.contactId === contactId);
+    expect(send!.event.data).toMatchObject({
+      requestId: quickStartStepId,
+      contactId,
+      template: 'quick-start',
+      correlation: { automationId: automation.id, automationRunId: run.id, step: 1, stepId: quickStartStepId },
+    });
+    expect(send!.event.data.variables.event).toMatchObject({ phone: '+14155550101', firstName: 'Ada', attributes: { plan: 'pro' } });
+
+    await env.settle(app.deps.db);
+    const [after] = await runsOf(contactId);
+    expect(after.status).toBe('COMPLETED');
+    expect(after.steps.map((s: { status: string }) => s.status)).toEqual(['DONE', 'DONE']);
+    expect(env.of('messaging.cmd.verify', (e) => e.event.data.contactId === contactId)).toHaveLength(1);
+    expect(env.of('messaging.cmd.send', (e) => e.event.data.contactId === contactId)).toHaveLength(1);
+    const ref = { runId: run.id, automationId: automation.id, contactId, key: null };
+    expect(env.of('scheduling.run.started', (e) => e.event.data.runId === run.id).map((e) => e.event.data)).toEqual([ref]);
+    expect(env.of('scheduling.run.completed', (e) => e.event.data.runId === run.id).map((e) => e.event.data)).toEqual([ref]);
+
+    // Messaging's status events echo the correlation: the step learns which message it sent.
+    await env.publish('messaging.message.queued', {
+      messageId: 'msg-quick-start',
+      contactId,
+      to: '+14155550101',
+      from: '+15005550006',
+      category: 'TRANSACTIONAL',
+      status: 'QUEUED',
+      segments: 1,
+      correlation: send!.event.data.correlation,
+    });
+    await waitFor(async () => (await runsOf(contactId))[0].steps[1].message?.id === 'msg-quick-start', { what: 'the step to link its message' });
+    const [linked] = await runsOf(contactId);
+    expect(linked.steps[0].message).toBeNull();
+    expect(linked.status).toBe('COMPLETED');
+  });
+});
+
+describe('appointment reminders: relativeTo startsAt, runKey, cancelOn', () => {
+  let automationId: string;
+  const contactId = `contact-${newId()}`;
+  const booked = (appointmentId: string, startsAt: Date, extra: Record<string, unknown> = {}) =>
+    env.track('appointment.booked', contactId, { appointmentId, startsAt: startsAt.toISOString(), doctor: 'Dr. Okafor', ...extra });
+  const runFor = async (key: string, status = 'ACTIVE') =>
+    waitFor(async () => (await runsOf(contactId, automationId)).find((r) => r.key === key && r.status === status), { what: `a ${status} run for ${key}` });
+
+  beforeAll(async () => {
+    ({ id: automationId } = await created({
+      name: 'Appointment reminders',
+      triggerEvent: 'appointment.booked',
+      runKey: 'appointmentId',
+      cancelOn: ['appointment.cancelled'],
+      steps: [
+        { type: 'SEND_MESSAGE', template: 'appt-24h', category: 'TRANSACTIONAL', relativeTo: 'startsAt', offset: '-PT24H' },
+        { type: 'SEND_MESSAGE', template: 'appt-2h', relativeTo: 'startsAt', offset: '-PT2H' },
+      ],
+    }));
+  });
+
+  it('plans both reminders, skips the one already past, replaces on re-booking, and cancels on appointment.cancelled', async () => {
+    const now = env.clock.now().getTime();
+
+    // Booked 24 h + 10 s ahead: both reminders pending at startsAt − 24 h and − 2 h.
+    const startsAt1 = new Date(now + 24 * HOUR + 10_000);
+    await booked('A-1', startsAt1);
+    const first = await runFor('A-1');
+    expect(first.steps).toMatchObject([
+      { index: 0, status: 'PENDING', dueAt: new Date(now + 10_000).toISOString() },
+      { index: 1, status: 'PENDING', dueAt: new Date(now + 22 * HOUR + 10_000).toISOString() },
+    ]);
+
+    // Booked 3 h ahead: the 24 h reminder is already past.
+    const startsAt2 = new Date(now + 3 * HOUR);
+    await booked('A-2', startsAt2);
+    const second = await runFor('A-2');
+    expect(second.steps).toMatchObject([
+      { index: 0, status: 'SKIPPED', dueAt: new Date(now - 21 * HOUR).toISOString() },
+      { index: 1, status: 'PENDING', dueAt: new Date(now + HOUR).toISOString() },
+    ]);
+    expect((await runsOf(contactId, automationId)).map((r) => [r.key, r.status])).toEqual([
+      ['A-1', 'ACTIVE'],
+      ['A-2', 'ACTIVE'],
+    ]);
+
+    // Re-booking A-1 to a later time replaces its run; A-2 is untouched.
+    const startsAt3 = new Date(now + 30 * HOUR);
+    await booked('A-1', startsAt3);
+    const moved = await waitFor(async () => (await runsOf(contactId, automationId)).find((r) => r.key === 'A-1' && r.id !== first.id));
+    expect(moved.status).toBe('ACTIVE');
+    expect(moved.steps).toMatchObject([
+      { status: 'PENDING', dueAt: new Date(now + 6 * HOUR).toISOString() },
+      { status: 'PENDING', dueAt: new Date(now + 28 * HOUR).toISOString() },
+    ]);
+    const replaced = (await runsOf(contactId, automationId)).find((r) => r.id === first.id);
+    expect(replaced.status).toBe('REPLACED');
+    expect(replaced.steps.map((s: { status: string }) => s.status)).toEqual(['CANCELED', 'CANCELED']);
+    expect((await runsOf(contactId, automationId)).find((r) => r.id === second.id).status).toBe('ACTIVE');
+    await env.waitFor('scheduling.run.canceled', (e) => e.event.data.runId === first.id);
+
+    // appointment.cancelled for A-1 cancels the moved run only.
+    await env.track('appointment.cancelled', contactId, { appointmentId: 'A-1' });
+    const canceled = await runFor('A-1', 'CANCELED');
+    expect(canceled.id).toBe(moved.id);
+    expect(canceled.steps.map((s: { status: string }) => s.status)).toEqual(['CANCELED', 'CANCELED']);
+    expect((await runsOf(contactId, automationId)).find((r) => r.id === second.id).status).toBe('ACTIVE');
+    await env.waitFor('scheduling.run.canceled', (e) => e.event.data.runId === moved.id && /appointment\.cancelled/.test(e.event.data.reason));
+
+    // Past every due time: only A-2's 2 h reminder fires, carrying the trigger's properties.
+    const a1Steps = [...(await stepIds(first.id)), ...(await stepIds(moved.id))];
+    const [a2Skipped, a2Reminder] = await stepIds(second.id);
+    advance(31 * HOUR);
+    const [reminder] = await env.waitFor('messaging.cmd.send', (e) => e.event.data.requestId === a2Reminder);
+    expect(reminder!.event.data).toMatchObject({
+      contactId,
+      template: 'appt-2h',
+      variables: { event: { appointmentId: 'A-2', startsAt: startsAt2.toISOString(), doctor: 'Dr. Okafor' } },
+      correlation: { automationRunId: second.id, step: 1, stepId: a2Reminder },
+    });
+    expect(await app.server.timers.fireSteps(100)).toBe(0);
+    await env.settle(app.deps.db);
+    const sent = env.of('messaging.cmd.send', (e) => e.event.data.contactId === contactId).map((e) => e.event.data.requestId);
+    expect(sent).toEqual([a2Reminder]);
+    expect(sent).not.toContain(a2Skipped);
+    expect(a1Steps.filter((id) => sent.includes(id))).toEqual([]);
+    const final = await runsOf(contactId, automationId);
+    expect(final.map((r) => r.status)).toEqual(['REPLACED', 'COMPLETED', 'CANCELED']);
+  });
+
+  it('fires the 24 h reminder at its time and not before', async () => {
+    const now = env.clock.now().getTime();
+    await booked('A-3', new Date(now + 24 * HOUR + 10_000));
+    const run = await runFor('A-3');
+    const [dayBefore] = await stepIds(run.id);
+    advance(9_000);
+    expect(await app.server.timers.fireSteps(100)).toBe(0);
+    await env.settle(app.deps.db);
+    expect(env.of('messaging.cmd.send', (e) => e.event.data.requestId === dayBefore)).toEqual([]);
+    advance(1_000);
+    const [reminder] = await env.waitFor('messaging.cmd.send', (e) => e.event.data.requestId === dayBefore);
+    expect(reminder!.event.data).toMatchObject({ template: 'appt-24h', category: 'TRANSACTIONAL', variables: { event: { appointmentId: 'A-3' } } });
+    // Clean up: cancel what is left so later tests see only their own commands.
+    await env.track('appointment.cancelled', contactId, { appointmentId: 'A-3' });
+    await runFor('A-3', 'CANCELED');
+  });
+
+  it('keeps one ACTIVE run per appointment when a booking and its re-booking are handled at the same time', async () => {
+    // The consumer handles many events at once (a backlog after a restart, a quick re-booking).
+    const burstContact = `contact-${newId()}`;
+    const now = env.clock.now().getTime();
+    const keys = Array.from({ length: 30 }, (_, i) => `B-${i}`);
+    await Promise.all(
+      keys.flatMap((appointmentId) => [
+        env.track('appointment.booked', burstContact, { appointmentId, startsAt: new Date(now + 5 * HOUR).toISOString() }),
+        env.track('appointment.booked', burstContact, { appointmentId, startsAt: new Date(now + 6 * HOUR).toISOString() }),
+      ]),
+    );
+    await env.handled('EVENTS', 'scheduling-events');
+    const runs = await app.deps.db.selectFrom('automation_runs').select(['id', 'run_key', 'status']).where('contact_id', '=', burstContact).execute();
+    expect(runs).toHaveLength(60);
+    const active = runs.filter((r) => r.status === 'ACTIVE');
+    expect(active.map((r) => r.run_key).sort()).toEqual([...keys].sort());
+    expect(runs.filter((r) => r.status !== 'ACTIVE').map((r) => r.status)).toEqual(Array(30).fill('REPLACED'));
+    const pending = await app.deps.db
+      .selectFrom('scheduled_steps')
+      .select('run_id')
+      .where('status', '=', 'PENDING')
+      .where(
+        'run_id',
+        'in',
+        runs.map((r) => r.id),
+      )
+      .execute();
+    expect(new Set(pending.map((p) => p.run_id))).toEqual(new Set(active.map((r) => r.id)));
+    // Clean up: these reminders are not part of the other tests.
+    for (const appointmentId of keys) await env.track('appointment.cancelled', burstContact, { appointmentId });
+    await env.handled('EVENTS', 'scheduling-events');
+  });
+
+  it('records a FAILED run naming the property when startsAt is missing or not a date-time, while other automations still run', async () => {
+    const confirmation = await created({
+      name: 'Booking confirmation',
+      triggerEvent: 'appointment.booked',
+      steps: [{ type: 'SEND_MESSAGE', template: 'appt-confirmed' }],
+    });
+    for (const [key, properties] of [
+      ['A-missing', { appointmentId: 'A-missing' }],
+      ['A-garbage', { appointmentId: 'A-garbage', startsAt: 'tomorrow at noon' }],
+      ['A-no-zone', { appointmentId: 'A-no-zone', startsAt: '2026-12-03T15:00:00' }],
+    ] as const) {
+      const event = await env.track('appointment.booked', contactId, properties);
+      const failed = await runFor(key, 'FAILED');
+      expect(failed.failure).toContain('"startsAt"');
+      expect(failed.steps).toEqual([]);
+      if ('startsAt' in properties) expect(failed.failure).toContain(properties.startsAt);
+      else expect(failed.failure).toContain('missing');
+      // The confirmation automation started its run for the same event and sent at once.
+      const [run] = await waitFor(async () => {
+        const rows = await app.deps.db
+          .selectFrom('automation_runs')
+          .selectAll()
+          .where('automation_id', '=', confirmation.id)
+          .where('trigger_event_id', '=', event.id)
+          .execute();
+        return rows.length ? rows : undefined;
+      });
+      const [stepId] = await stepIds(run!.id);
+      await env.waitFor('messaging.cmd.send', (e) => e.event.data.requestId === stepId && e.event.data.variables.event.appointmentId === key);
+    }
+  });
+});
+
+describe('which events start runs', () => {
+  it('matches triggerFilter by equality: {"days": 30} starts a run for days 30, not 60', async () => {
+    const automation = await created({
+      name: 'Win-back 30',
+      triggerEvent: 'contact.dormant',
+      triggerFilter: { days: 30 },
+      steps: [{ type: 'SEND_MESSAGE', template: 'winback' }],
+    });
+    const at60 = `contact-${newId()}`;
+    const at30 = `contact-${newId()}`;
+    await env.publish('contacts.contact.dormant', { contactId: at60, days: 60, lastActiveAt: '2026-10-01T00:00:00Z' });
+    await env.publish('contacts.contact.dormant', { contactId: at30, days: 30, lastActiveAt: '2026-10-31T00:00:00Z' });
+    await env.handled('CONTACTS', 'scheduling-contacts');
+    expect(await runsOf(at60, automation.id)).toEqual([]);
+    const [run] = await runsOf(at30, automation.id);
+    expect(run).toMatchObject({ triggerEvent: 'contact.dormant', triggerProperties: { days: 30 } });
+  });
+
+  it('a disabled automation starts nothing; enabled again, it does', async () => {
+    const automation = await created({ name: 'Shipping update', triggerEvent: 'order.shipped', steps: [{ type: 'SEND_MESSAGE', template: 'plain' }] });
+    const off = await app.gql('mutation($id: ID!) { setAutomationEnabled(id: $id, enabled: false) { enabled } }', { id: automation.id });
+    expect(off.data.setAutomationEnabled.enabled).toBe(false);
+    const contactId = `contact-${newId()}`;
+    await env.track('order.shipped', contactId, { orderId: 'O-1' });
+    await env.handled('EVENTS', 'scheduling-events');
+    expect(await runsOf(contactId, automation.id)).toEqual([]);
+
+    await app.gql('mutation($id: ID!) { setAutomationEnabled(id: $id, enabled: true) { enabled } }', { id: automation.id });
+    await env.track('order.shipped', contactId, { orderId: 'O-2' });
+    await env.handled('EVENTS', 'scheduling-events');
+    const runs = await runsOf(contactId, automation.id);
+    expect(runs.map((r) => r.triggerProperties.orderId)).toEqual(['O-2']);
+  });
+
+  it('an automation created after an event was published does not start a run for it when the event is replayed', async () => {
+    advance(10 * MINUTE);
+    const automation = await created({ name: 'Invoice paid', triggerEvent: 'invoice.paid', steps: [{ type: 'SEND_MESSAGE', template: 'plain' }] });
+    const createdAt = Date.parse(automation.createdAt);
+    const contactId = `contact-${newId()}`;
+    // An event from 5 minutes before the automation existed, delivered only now (a replay).
+    const old = await env.track('invoice.paid', contactId, { invoiceId: 'I-old' }, { time: new Date(createdAt - 5 * MINUTE) });
+    await env.handled('EVENTS', 'scheduling-events');
+    const processed = await sql<{ n: number }>`select count(*)::int as n from processed_events where event_id = ${old.id}`.execute(app.deps.db);
+    expect(processed.rows[0]!.n).toBe(1);
+    expect(await runsOf(contactId, automation.id)).toEqual([]);
+    // A new event starts one.
+    await env.track('invoice.paid', contactId, { invoiceId: 'I-new' });
+    await env.handled('EVENTS', 'scheduling-events');
+    expect((await runsOf(contactId, automation.id)).map((r) => r.triggerProperties.invoiceId)).toEqual(['I-new']);
+  });
+});
