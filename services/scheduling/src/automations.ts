@@ -4,6 +4,7 @@ import { callRpc, EVENT_NAME_PATTERN, newId, RpcError } from '@textloop/events';
 import { badInput, notFound, parseDuration, parseSignedDuration } from '@textloop/service-kit';
 import type { AutomationsTable, AutomationRunsTable, Database, MessageCategory, RunStatus, ScheduledStepsTable, StoredStep } from './db/database';
 import type { SchedulingContext } from './context';
+import { lockForErasure, recordErasure } from './erasure';
 
 export type AutomationRow = Selectable<AutomationsTable>;
 export type RunRow = Selectable<AutomationRunsTable>;
@@ -175,11 +176,16 @@ export function stepsOfRun(db: Db, runId: string): Promise<StepRow[]> {
 }
 
 /**
- * Right to erasure: removes every run of the contact (their scheduled steps cascade) and its
- * scheduled messages. Automations themselves hold no personal data.
+ * Right to erasure: records the contact as erased (so its events handled later start nothing, see
+ * erasure.ts), removes every run of the contact (their scheduled steps cascade) and its scheduled
+ * messages. Automations themselves hold no personal data. Runs inside the erasure consumer's
+ * transaction; idempotent.
  */
-export async function eraseContact(db: Db, contactId: string): Promise<number> {
-  const runs = await db.deleteFrom('automation_runs').where('contact_id', '=', contactId).executeTakeFirst();
-  const messages = await db.deleteFrom('scheduled_messages').where('contact_id', '=', contactId).executeTakeFirst();
+export async function eraseContact(trx: Transaction<Database>, contactId: string, now: Date): Promise<number> {
+  // Waits for runs or scheduled messages of this contact being written right now, so they are deleted below.
+  await lockForErasure(trx, contactId);
+  await recordErasure(trx, contactId, now);
+  const runs = await trx.deleteFrom('automation_runs').where('contact_id', '=', contactId).executeTakeFirst();
+  const messages = await trx.deleteFrom('scheduled_messages').where('contact_id', '=', contactId).executeTakeFirst();
   return Number(runs.numDeletedRows) + Number(messages.numDeletedRows);
 }

@@ -1,237 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  AckPolicy,
-  connect,
-  DeliverPolicy,
-  type ConsumerMessages,
-  type JetStreamClient,
-  type JetStreamManager,
-  type NatsConnection,
-  type Subscription,
-} from 'nats';
-import { sql } from 'kysely';
-import { createEvent, ensureStream, newId, publishEvent, serveRpc, type CloudEvent, type ContactSummary, type StreamName } from '@textloop/events';
-import { buildDeps, ManualClock, silentLogger, type ServiceDeps } from '@textloop/service-kit';
-import { createTestDatabase, startTestNats, waitFor, type TestNats } from '@textloop/service-kit/testing';
-import type { Database } from './db/database';
-import { migrations } from './db/migrations';
-import { createServer, type SchedulingInstance } from './server';
-
-// ---------------------------------------------------------------------------------------------
-// Harness (the same block in every scheduling integration test file): real Postgres, a private
-// real NATS, a ManualClock. Messaging, feedback and contacts are stood in for at their NATS
-// boundary: their rpc.* methods answer from `world`, and the commands scheduling sends them are
-// read back from their JetStream streams.
-// ---------------------------------------------------------------------------------------------
-
-interface GraphQLResult {
-  data?: any;
-  errors?: Array<{ message: string; extensions?: { code?: string; field?: string; [k: string]: unknown } }>;
-}
-
-interface Recorded {
-  stream: StreamName;
-  subject: string;
-  seq: number;
-  event: CloudEvent<any>;
-}
-
-/** What the other services know: templates (with the variables their bodies read), surveys, contacts. */
-interface World {
-  templates: Map<string, { category: string; variables: string[] }>;
-  surveys: Map<string, string>;
-  contacts: Map<string, ContactSummary>;
-}
-
-interface Instance {
-  deps: ServiceDeps<Database> & { close(): Promise<void> };
-  server: SchedulingInstance;
-  url: string;
-  gql(query: string, variables?: Record<string, unknown>): Promise<GraphQLResult>;
-  stop(): Promise<void>;
-}
-
-interface Env {
-  clock: ManualClock;
-  nc: NatsConnection;
-  js: JetStreamClient;
-  jsm: JetStreamManager;
-  world: World;
-  recorded: Recorded[];
-  /** A scheduling instance on this environment's database and NATS. */
-  start(env?: NodeJS.ProcessEnv): Promise<Instance>;
-  /** Publishes a CloudEvent (time = the manual clock unless given) and returns it. */
-  publish(subject: string, data: unknown, options?: { time?: Date; id?: string }): Promise<CloudEvent<any>>;
-  /** Publishes an application event on events.<name>. */
-  track(name: string, contactId: string, properties: Record<string, unknown>, options?: { time?: Date }): Promise<CloudEvent<any>>;
-  /** Waits until a durable consumer of scheduling has handled everything in its stream so far. */
-  handled(stream: StreamName, durable: string): Promise<void>;
-  /** Waits until the outbox is empty and every stream scheduling writes to has been read to its end. */
-  settle(db: ServiceDeps<Database>['db']): Promise<void>;
-  of(subject: string, predicate?: (e: Recorded) => boolean): Recorded[];
-  waitFor(subject: string, predicate?: (e: Recorded) => boolean, count?: number): Promise<Recorded[]>;
-  close(): Promise<void>;
-}
-
-const RECORDED_STREAMS: StreamName[] = ['MESSAGING', 'FEEDBACK', 'SCHEDULING'];
-
-async function startEnv(prefix: string, clock = new ManualClock('2026-12-01T08:00:00.000Z')): Promise<Env> {
-  const nats: TestNats = await startTestNats();
-  const database = await createTestDatabase(prefix);
-  const nc = await connect({ servers: nats.url });
-  const jsm = await nc.jetstreamManager();
-  const js = nc.jetstream();
-  // The streams other services own exist before scheduling starts, as in a running platform.
-  for (const stream of ['CONTACTS', 'EVENTS', 'MESSAGING', 'FEEDBACK', 'SCHEDULING'] as const) await ensureStream(jsm, stream);
-
-  const world: World = { templates: new Map(), surveys: new Map(), contacts: new Map() };
-  const rpc: Subscription[] = [
-    serveRpc(
-      nc,
-      'rpc.messaging.templates',
-      'messaging',
-      async ({ names }) => ({ templates: names.flatMap((name) => (world.templates.has(name) ? [{ name, ...world.templates.get(name)! }] : [])) }),
-      silentLogger,
-    ),
-    serveRpc(
-      nc,
-      'rpc.feedback.surveys',
-      'feedback',
-      async ({ ids }) => ({ surveys: ids.flatMap((surveyId) => (world.surveys.has(surveyId) ? [{ surveyId, name: world.surveys.get(surveyId)! }] : [])) }),
-      silentLogger,
-    ),
-    serveRpc(
-      nc,
-      'rpc.contacts.get',
-      'contacts',
-      async ({ ids }) => ({ contacts: ids.flatMap((id) => (world.contacts.has(id) ? [world.contacts.get(id)!] : [])) }),
-      silentLogger,
-    ),
-  ];
-
-  const recorded: Recorded[] = [];
-  const lastSeq = new Map<StreamName, number>();
-  const readers: ConsumerMessages[] = [];
-  for (const stream of RECORDED_STREAMS) {
-    const name = `test-recorder-${stream.toLowerCase()}`;
-    await jsm.consumers.add(stream, { durable_name: name, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All });
-    const messages = await (await js.consumers.get(stream, name)).consume();
-    readers.push(messages);
-    void (async () => {
-      for await (const m of messages) {
-        recorded.push({ stream, subject: m.subject, seq: m.seq, event: JSON.parse(m.string()) });
-        lastSeq.set(stream, m.seq);
-      }
-    })().catch(() => {});
-  }
-
-  const instances = new Set<Instance>();
-  const env: Env = {
-    clock,
-    nc,
-    js,
-    jsm,
-    world,
-    recorded,
-    async start(extraEnv = {}) {
-      const deps = await buildDeps<Database>({
-        name: 'scheduling',
-        migrations,
-        streams: ['SCHEDULING'],
-        target: { kind: 'postgres', url: database.url },
-        natsUrl: nats.url,
-        logger: silentLogger,
-        clock,
-        env: { ...extraEnv },
-      });
-      const server = createServer(deps);
-      const { url } = await server.http.listen(0);
-      await server.start();
-      let stopped = false;
-      const instance: Instance = {
-        deps,
-        server,
-        url,
-        async gql(query, variables = {}) {
-          const res = await fetch(`${url}/graphql`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({ query, variables }),
-          });
-          return (await res.json()) as GraphQLResult;
-        },
-        async stop() {
-          if (stopped) return;
-          stopped = true;
-          instances.delete(instance);
-          await server.http.close();
-          await server.stop();
-          await deps.close();
-        },
-      };
-      instances.add(instance);
-      return instance;
-    },
-    async publish(subject, data, options = {}) {
-      const event = createEvent({ source: 'textloop/test', type: subject, data, time: options.time ?? clock.now(), ...(options.id ? { id: options.id } : {}) });
-      await publishEvent(js, subject, event);
-      return event;
-    },
-    async track(name, contactId, properties, options = {}) {
-      const time = options.time ?? clock.now();
-      return env.publish(`events.${name}`, { eventId: newId(), contactId, name, properties, occurredAt: time.toISOString() }, { time });
-    },
-    async handled(stream, durable) {
-      await waitFor(
-        async () => {
-          const info = await jsm.consumers.info(stream, durable);
-          return info.num_pending === 0 && info.num_ack_pending === 0;
-        },
-        { what: `${durable} to handle ${stream}`, timeoutMs: 15_000 },
-      );
-    },
-    async settle(db) {
-      await waitFor(async () => (await sql<{ n: number }>`select count(*)::int as n from outbox`.execute(db)).rows[0]!.n === 0, {
-        what: 'the outbox to drain',
-        timeoutMs: 20_000,
-      });
-      for (const stream of RECORDED_STREAMS) {
-        const last = (await jsm.streams.info(stream)).state.last_seq;
-        await waitFor(() => (lastSeq.get(stream) ?? 0) >= last, { what: `the recorder to read ${stream}` });
-      }
-    },
-    of(subject, predicate = () => true) {
-      return recorded.filter((e) => e.subject === subject && predicate(e));
-    },
-    async waitFor(subject, predicate = () => true, count = 1) {
-      return waitFor(
-        () => {
-          const found = env.of(subject, predicate);
-          return found.length >= count ? found : undefined;
-        },
-        { what: `${count} × ${subject}`, timeoutMs: 20_000, intervalMs: 20 },
-      );
-    },
-    async close() {
-      for (const instance of [...instances]) await instance.stop();
-      await Promise.allSettled(readers.map((r) => r.close()));
-      rpc.forEach((s) => s.unsubscribe());
-      await nc.close();
-      await database.drop();
-      await nats.stop();
-    },
-  };
-  return env;
-}
-
-function expectError(res: GraphQLResult, code: string, field?: string): string {
-  expect(res.data ?? null, JSON.stringify(res)).toBeNull();
-  expect(res.errors?.[0]?.extensions?.code, JSON.stringify(res.errors)).toBe(code);
-  if (field !== undefined) expect(res.errors?.[0]?.extensions?.field).toBe(field);
-  return res.errors![0]!.message;
-}
-
-// ---------------------------------------------------------------------------------------------
+import { waitFor } from '@textloop/service-kit/testing';
+import { expectError, startEnv, type Env, type GraphQLResult, type Instance } from './test-support';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -449,5 +218,38 @@ describe('erasure', () => {
     expect(await rowsOf(other.contactId)).toEqual(otherBefore);
     const res = await app.gql('query($id: ID!) { automationRuns(contactId: $id) { id } }', { id: known.contactId });
     expect(res.data.automationRuns).toEqual([]);
+  });
+
+  it('refuses to schedule for an erased contact, even while contacts still answers for it, and never fires one', async () => {
+    const gone = { ...known, contactId: 'contact-gone', phone: '+14155550113' };
+    // Contacts has not caught up yet (or answers from a stale replica): rpc.contacts.get still finds it.
+    env.world.contacts.set(gone.contactId, gone);
+    await env.publish('contacts.contact.deleted', { contactId: gone.contactId });
+    await env.handled('CONTACTS', 'scheduling-contact-erasure');
+    expect(expectError(await schedule({ contactId: gone.contactId, template: 'welcome', sendAt: at(HOUR) }), 'NOT_FOUND')).toContain(gone.contactId);
+    expect(await app.deps.db.selectFrom('scheduled_messages').select('id').where('contact_id', '=', gone.contactId).execute()).toEqual([]);
+
+    // A message that exists for it all the same (written before the erasure was recorded): dropped when due, not sent.
+    const id = `sm-${gone.contactId}`;
+    const now = env.clock.now();
+    await app.deps.db
+      .insertInto('scheduled_messages')
+      .values({
+        id,
+        contact_id: gone.contactId,
+        to_number: gone.phone,
+        template: 'welcome',
+        category: 'TRANSACTIONAL',
+        send_at: now,
+        created_at: now,
+        updated_at: now,
+      })
+      .execute();
+    advance(MINUTE);
+    await waitFor(async () => (await app.deps.db.selectFrom('scheduled_messages').select('id').where('id', '=', id).execute()).length === 0, {
+      what: 'the stray scheduled message to be dropped',
+    });
+    await env.settle(app.deps.db);
+    expect(sends(id)).toEqual([]);
   });
 });

@@ -5,6 +5,7 @@ import { badInput, conflict, isUniqueViolation, notFound } from '@textloop/servi
 import { normalizePhone, PhoneError } from '@textloop/sms';
 import type { SchedulingContext } from './context';
 import type { MessageCategory, ScheduledMessagesTable } from './db/database';
+import { isErased, lockAgainstErasure } from './erasure';
 
 export type ScheduledMessageRow = Selectable<ScheduledMessagesTable>;
 
@@ -89,23 +90,31 @@ export async function scheduleMessage(ctx: SchedulingContext, input: ScheduleMes
   }
 
   try {
-    const row = await ctx.db
-      .insertInto('scheduled_messages')
-      .values({
-        id: newId(),
-        contact_id: input.contactId ?? null,
-        to_number: to,
-        body: hasBody ? input.body! : null,
-        template: input.template ?? null,
-        variables: JSON.stringify(variables),
-        category: input.category ?? 'TRANSACTIONAL',
-        send_at: sendAt,
-        idempotency_key: input.idempotencyKey ?? null,
-        created_at: now,
-        updated_at: now,
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
+    const row = await ctx.db.transaction().execute(async (trx) => {
+      if (input.contactId) {
+        // Contacts may still answer for a contact whose deletion scheduling has already handled (or
+        // is handling right now): the erased list decides. See erasure.ts.
+        await lockAgainstErasure(trx, input.contactId);
+        if (await isErased(trx, input.contactId)) throw notFound(`No contact has id "${input.contactId}" (or it was deleted).`);
+      }
+      return trx
+        .insertInto('scheduled_messages')
+        .values({
+          id: newId(),
+          contact_id: input.contactId ?? null,
+          to_number: to,
+          body: hasBody ? input.body! : null,
+          template: input.template ?? null,
+          variables: JSON.stringify(variables),
+          category: input.category ?? 'TRANSACTIONAL',
+          send_at: sendAt,
+          idempotency_key: input.idempotencyKey ?? null,
+          created_at: now,
+          updated_at: now,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+    });
     ctx.kickTimers();
     return row;
   } catch (err) {

@@ -54,7 +54,7 @@ export function createServer(deps: ServiceDeps<Database>): SchedulingInstance {
     ctx,
     timers,
     async start() {
-      consumers = [consumeContactErasure(deps, eraseContact), ...startConsumers(deps, ctx)];
+      consumers = [consumeContactErasure(deps, (trx, contactId) => eraseContact(trx, contactId, deps.clock.now())), ...startConsumers(deps, ctx)];
       if (options.enabled) timers!.start();
     },
     async stop() {

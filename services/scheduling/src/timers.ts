@@ -18,6 +18,8 @@ interface DueStep {
   contact_id: string;
   trigger_properties: Record<string, unknown>;
   steps: StoredStep[];
+  /** the run's contact is in erased_contacts */
+  erased: boolean;
 }
 
 interface DueMessage {
@@ -28,6 +30,8 @@ interface DueMessage {
   template: string | null;
   variables: Record<string, unknown>;
   category: MessageCategory;
+  /** the message's contact is in erased_contacts */
+  erased: boolean;
 }
 
 /** The command a due step sends; requestId = step id, so publishing it twice never acts twice. */
@@ -145,18 +149,25 @@ export class Timers {
     return next ? new Date(next) : null;
   }
 
-  /** Fires up to `limit` due steps in one transaction; returns how many. */
+  /** Fires up to `limit` due steps in one transaction; returns how many it claimed (fired, or dropped for an erased contact). */
   async fireSteps(limit: number): Promise<number> {
     const now = this.ctx.clock.now();
-    const fired = await this.ctx.db.transaction().execute(async (trx) => {
+    const { claimed, fired } = await this.ctx.db.transaction().execute(async (trx) => {
       // The run rows are locked with the steps: two instances firing steps of the same run at once
       // would each still see the other's steps PENDING when deciding whether the run is complete,
       // and neither would complete it. With the run locked, one transaction at a time fires a run's
       // steps (another instance skips them until it commits), and the completion check below, a
       // later statement, sees every step fired before. SKIP LOCKED never waits, so this cannot
       // deadlock with applyEvent or message-links, which lock a run before its steps.
+      //
+      // A step of an erased contact is never fired. eraseContact deletes the contact's runs in the
+      // transaction that records the erasure, and takes their row locks to do so: a step claimed
+      // here before that commit fired before the erasure (and is deleted after it), one claimed
+      // later no longer exists (rows locked meanwhile are skipped). A run written for the contact
+      // all the same (before the erased list existed, restored from a backup) is dropped below.
       const due = await sql<DueStep>`
-        select s.id, s.run_id, s.step_index, r.automation_id, r.contact_id, r.trigger_properties, a.steps
+        select s.id, s.run_id, s.step_index, r.automation_id, r.contact_id, r.trigger_properties, a.steps,
+               exists (select 1 from erased_contacts e where e.contact_id = r.contact_id) as erased
           from scheduled_steps s
           join automation_runs r on r.id = s.run_id
           join automations a on a.id = r.automation_id
@@ -164,14 +175,21 @@ export class Timers {
          order by s.due_at
          limit ${limit}
            for update of s, r skip locked`.execute(trx);
-      if (due.rows.length === 0) return 0;
-      const ids = due.rows.map((r) => r.id);
-      const commands = due.rows.map(commandForStep);
+      if (due.rows.length === 0) return { claimed: 0, fired: 0 };
+      const erasedRuns = [...new Set(due.rows.filter((r) => r.erased).map((r) => r.run_id))];
+      if (erasedRuns.length > 0) {
+        await trx.deleteFrom('automation_runs').where('id', 'in', erasedRuns).execute();
+        this.ctx.logger.warn({ runs: erasedRuns.length }, 'dropped runs of erased contacts instead of firing their steps');
+      }
+      const live = due.rows.filter((r) => !r.erased);
+      if (live.length === 0) return { claimed: due.rows.length, fired: 0 };
+      const ids = live.map((r) => r.id);
+      const commands = live.map(commandForStep);
       await trx.updateTable('scheduled_steps').set({ status: 'DONE', executed_at: now }).where('id', 'in', ids).execute();
       const completed = await trx
         .updateTable('automation_runs')
         .set({ status: 'COMPLETED', updated_at: now })
-        .where('id', 'in', [...new Set(due.rows.map((r) => r.run_id))])
+        .where('id', 'in', [...new Set(live.map((r) => r.run_id))])
         .where('status', '=', 'ACTIVE')
         .where(({ not, exists, selectFrom }) =>
           not(exists(selectFrom('scheduled_steps as p').select('p.id').whereRef('p.run_id', '=', 'automation_runs.id').where('p.status', '=', 'PENDING'))),
@@ -183,29 +201,39 @@ export class Timers {
         data: { runId: r.id, automationId: r.automation_id, contactId: r.contact_id, key: r.run_key },
       }));
       await enqueueEvents(trx, EVENT_SOURCE, [...commands, ...done], this.ctx.clock);
-      return due.rows.length;
+      return { claimed: due.rows.length, fired: live.length };
     });
     if (fired > 0) {
       this.stats.steps += fired;
       this.stats.batches++;
       this.ctx.outbox.kick();
     }
-    return fired;
+    return claimed;
   }
 
-  /** Fires up to `limit` due scheduled messages in one transaction; returns how many. */
+  /** Fires up to `limit` due scheduled messages in one transaction; returns how many it claimed (sent, or dropped for an erased contact). */
   async fireMessages(limit: number): Promise<number> {
     const now = this.ctx.clock.now();
-    const fired = await this.ctx.db.transaction().execute(async (trx) => {
+    const { claimed, fired } = await this.ctx.db.transaction().execute(async (trx) => {
+      // As for steps: eraseContact deletes the contact's messages (row locks, skipped here) in the
+      // transaction that records the erasure; one written all the same is dropped, not sent.
       const due = await sql<DueMessage>`
-        select id, contact_id, to_number, body, template, variables, category
-          from scheduled_messages
-         where status = 'PENDING' and send_at <= ${now}
-         order by send_at
+        select m.id, m.contact_id, m.to_number, m.body, m.template, m.variables, m.category,
+               (m.contact_id is not null and exists (select 1 from erased_contacts e where e.contact_id = m.contact_id)) as erased
+          from scheduled_messages m
+         where m.status = 'PENDING' and m.send_at <= ${now}
+         order by m.send_at
          limit ${limit}
-           for update skip locked`.execute(trx);
-      if (due.rows.length === 0) return 0;
-      const commands: OutboxEntry[] = due.rows.map((m) => ({
+           for update of m skip locked`.execute(trx);
+      if (due.rows.length === 0) return { claimed: 0, fired: 0 };
+      const erased = due.rows.filter((m) => m.erased).map((m) => m.id);
+      if (erased.length > 0) {
+        await trx.deleteFrom('scheduled_messages').where('id', 'in', erased).execute();
+        this.ctx.logger.warn({ messages: erased.length }, 'dropped scheduled messages of erased contacts instead of sending them');
+      }
+      const live = due.rows.filter((m) => !m.erased);
+      if (live.length === 0) return { claimed: due.rows.length, fired: 0 };
+      const commands: OutboxEntry[] = live.map((m) => ({
         subject: 'messaging.cmd.send',
         data: {
           requestId: m.id,
@@ -222,17 +250,17 @@ export class Timers {
         .where(
           'id',
           'in',
-          due.rows.map((r) => r.id),
+          live.map((r) => r.id),
         )
         .execute();
       await enqueueEvents(trx, EVENT_SOURCE, commands, this.ctx.clock);
-      return due.rows.length;
+      return { claimed: due.rows.length, fired: live.length };
     });
     if (fired > 0) {
       this.stats.messages += fired;
       this.stats.batches++;
       this.ctx.outbox.kick();
     }
-    return fired;
+    return claimed;
   }
 }

@@ -5,6 +5,7 @@ import { addDuration, enqueueEvents, markProcessed, parseDuration, parseSignedDu
 import type { AutomationRow } from './automations';
 import { EVENT_SOURCE, type SchedulingContext } from './context';
 import type { Database, StepStatus, StoredStep } from './db/database';
+import { isErased, lockAgainstErasure } from './erasure';
 
 /** An event as automations see it: an application event, or a built-in one mapped from a service's subject. */
 export interface TriggerEvent {
@@ -139,6 +140,14 @@ export async function applyEvent(ctx: SchedulingContext, consumer: string, event
   if (automations.length === 0) return 0;
   await ctx.db.transaction().execute(async (trx) => {
     if (!(await markProcessed(trx, consumer, event.eventId))) return;
+    // The contact may have been erased before this event was handled (erasure has its own
+    // consumer): start nothing for it. The shared lock makes a concurrent erasure wait for this
+    // transaction and then delete what it wrote.
+    await lockAgainstErasure(trx, event.contactId);
+    if (await isErased(trx, event.contactId)) {
+      ctx.logger.debug({ contactId: event.contactId, event: event.name }, 'event of an erased contact ignored');
+      return;
+    }
     // Events are handled concurrently (the consumer keeps many in flight, and instances share it), so
     // a booking and its re-booking or cancellation can be in two transactions at once, each finding
     // no committed ACTIVE run to replace or cancel: the contact would get both sets of reminders, or

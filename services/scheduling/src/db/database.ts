@@ -86,9 +86,16 @@ export interface ScheduledMessagesTable {
   updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
 
+/** Contacts erased on contacts.contact.deleted: their late events start nothing, they can be scheduled nothing. */
+export interface ErasedContactsTable {
+  contact_id: string;
+  erased_at: CreatedAt;
+}
+
 export interface Database {
   automations: AutomationsTable;
   automation_runs: AutomationRunsTable;
   scheduled_steps: ScheduledStepsTable;
   scheduled_messages: ScheduledMessagesTable;
+  erased_contacts: ErasedContactsTable;
 }

@@ -1,8 +1,10 @@
 import type { Migration } from 'kysely';
 import * as createAutomations from './2026-11-27T10-00-00_create-automations';
 import * as automationEngine from './2026-11-27T12-00-00_automation-engine';
+import * as erasedContacts from './2026-11-27T15-00-00_erased-contacts';
 
 export const migrations: Record<string, Migration> = {
   '2026-11-27T10-00-00_create-automations': createAutomations,
   '2026-11-27T12-00-00_automation-engine': automationEngine,
+  '2026-11-27T15-00-00_erased-contacts': erasedContacts,
 };

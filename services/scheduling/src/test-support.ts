@@ -1,0 +1,244 @@
+import { expect } from 'vitest';
+import {
+  AckPolicy,
+  connect,
+  DeliverPolicy,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type NatsConnection,
+  type Subscription,
+} from 'nats';
+import { sql } from 'kysely';
+import { createEvent, ensureStream, newId, publishEvent, serveRpc, type CloudEvent, type ContactSummary, type StreamName } from '@textloop/events';
+import { buildDeps, ManualClock, silentLogger, type ServiceDeps } from '@textloop/service-kit';
+import { createTestDatabase, startTestNats, waitFor, type TestNats } from '@textloop/service-kit/testing';
+import type { Database } from './db/database';
+import { migrations } from './db/migrations';
+import { createServer, type SchedulingInstance } from './server';
+
+// ---------------------------------------------------------------------------------------------
+// Harness shared by the scheduling integration test files: real Postgres, a private
+// real NATS, a ManualClock. Messaging, feedback and contacts are stood in for at their NATS
+// boundary: their rpc.* methods answer from `world`, and the commands scheduling sends them are
+// read back from their JetStream streams.
+// ---------------------------------------------------------------------------------------------
+
+export interface GraphQLResult {
+  data?: any;
+  errors?: Array<{ message: string; extensions?: { code?: string; field?: string; [k: string]: unknown } }>;
+}
+
+export interface Recorded {
+  stream: StreamName;
+  subject: string;
+  seq: number;
+  event: CloudEvent<any>;
+}
+
+/** What the other services know: templates (with the variables their bodies read), surveys, contacts. */
+export interface World {
+  templates: Map<string, { category: string; variables: string[] }>;
+  surveys: Map<string, string>;
+  contacts: Map<string, ContactSummary>;
+}
+
+export interface Instance {
+  deps: ServiceDeps<Database> & { close(): Promise<void> };
+  server: SchedulingInstance;
+  url: string;
+  gql(query: string, variables?: Record<string, unknown>): Promise<GraphQLResult>;
+  stop(): Promise<void>;
+}
+
+export interface Env {
+  clock: ManualClock;
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  world: World;
+  recorded: Recorded[];
+  /** A scheduling instance on this environment's database and NATS. */
+  start(env?: NodeJS.ProcessEnv): Promise<Instance>;
+  /** Publishes a CloudEvent (time = the manual clock unless given) and returns it. */
+  publish(subject: string, data: unknown, options?: { time?: Date; id?: string }): Promise<CloudEvent<any>>;
+  /** Publishes an application event on events.<name>. */
+  track(name: string, contactId: string, properties: Record<string, unknown>, options?: { time?: Date }): Promise<CloudEvent<any>>;
+  /** Waits until a durable consumer of scheduling has handled everything in its stream so far. */
+  handled(stream: StreamName, durable: string): Promise<void>;
+  /** Waits until the outbox is empty and every stream scheduling writes to has been read to its end. */
+  settle(db: ServiceDeps<Database>['db']): Promise<void>;
+  of(subject: string, predicate?: (e: Recorded) => boolean): Recorded[];
+  waitFor(subject: string, predicate?: (e: Recorded) => boolean, count?: number): Promise<Recorded[]>;
+  close(): Promise<void>;
+}
+
+export const RECORDED_STREAMS: StreamName[] = ['MESSAGING', 'FEEDBACK', 'SCHEDULING'];
+
+export interface EnvOptions {
+  /** The clock every instance of this environment uses; 2026-12-01T08:00:00Z unless given. */
+  clock?: ManualClock;
+}
+
+/**
+ * A private NATS and database (named after `prefix`), the stand-ins for messaging, feedback and
+ * contacts, and a recorder of the streams scheduling writes to. Instances are started with
+ * `env.start(extraEnv)`; `env.close()` stops and drops everything.
+ */
+export async function startEnv(prefix: string, options: EnvOptions = {}): Promise<Env> {
+  const clock = options.clock ?? new ManualClock('2026-12-01T08:00:00.000Z');
+  const nats: TestNats = await startTestNats();
+  const database = await createTestDatabase(prefix);
+  const nc = await connect({ servers: nats.url });
+  const jsm = await nc.jetstreamManager();
+  const js = nc.jetstream();
+  // The streams other services own exist before scheduling starts, as in a running platform.
+  for (const stream of ['CONTACTS', 'EVENTS', 'MESSAGING', 'FEEDBACK', 'SCHEDULING'] as const) await ensureStream(jsm, stream);
+
+  const world: World = { templates: new Map(), surveys: new Map(), contacts: new Map() };
+  const rpc: Subscription[] = [
+    serveRpc(
+      nc,
+      'rpc.messaging.templates',
+      'messaging',
+      async ({ names }) => ({ templates: names.flatMap((name) => (world.templates.has(name) ? [{ name, ...world.templates.get(name)! }] : [])) }),
+      silentLogger,
+    ),
+    serveRpc(
+      nc,
+      'rpc.feedback.surveys',
+      'feedback',
+      async ({ ids }) => ({ surveys: ids.flatMap((surveyId) => (world.surveys.has(surveyId) ? [{ surveyId, name: world.surveys.get(surveyId)! }] : [])) }),
+      silentLogger,
+    ),
+    serveRpc(
+      nc,
+      'rpc.contacts.get',
+      'contacts',
+      async ({ ids }) => ({ contacts: ids.flatMap((id) => (world.contacts.has(id) ? [world.contacts.get(id)!] : [])) }),
+      silentLogger,
+    ),
+  ];
+
+  const recorded: Recorded[] = [];
+  const lastSeq = new Map<StreamName, number>();
+  const readers: ConsumerMessages[] = [];
+  for (const stream of RECORDED_STREAMS) {
+    const name = `test-recorder-${stream.toLowerCase()}`;
+    await jsm.consumers.add(stream, { durable_name: name, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All });
+    const messages = await (await js.consumers.get(stream, name)).consume();
+    readers.push(messages);
+    void (async () => {
+      for await (const m of messages) {
+        recorded.push({ stream, subject: m.subject, seq: m.seq, event: JSON.parse(m.string()) });
+        lastSeq.set(stream, m.seq);
+      }
+    })().catch(() => {});
+  }
+
+  const instances = new Set<Instance>();
+  const env: Env = {
+    clock,
+    nc,
+    js,
+    jsm,
+    world,
+    recorded,
+    async start(extraEnv = {}) {
+      const deps = await buildDeps<Database>({
+        name: 'scheduling',
+        migrations,
+        streams: ['SCHEDULING'],
+        target: { kind: 'postgres', url: database.url },
+        natsUrl: nats.url,
+        logger: silentLogger,
+        clock,
+        env: { ...extraEnv },
+      });
+      const server = createServer(deps);
+      const { url } = await server.http.listen(0);
+      await server.start();
+      let stopped = false;
+      const instance: Instance = {
+        deps,
+        server,
+        url,
+        async gql(query, variables = {}) {
+          const res = await fetch(`${url}/graphql`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ query, variables }),
+          });
+          return (await res.json()) as GraphQLResult;
+        },
+        async stop() {
+          if (stopped) return;
+          stopped = true;
+          instances.delete(instance);
+          await server.http.close();
+          await server.stop();
+          await deps.close();
+        },
+      };
+      instances.add(instance);
+      return instance;
+    },
+    async publish(subject, data, options = {}) {
+      const event = createEvent({ source: 'textloop/test', type: subject, data, time: options.time ?? clock.now(), ...(options.id ? { id: options.id } : {}) });
+      await publishEvent(js, subject, event);
+      return event;
+    },
+    async track(name, contactId, properties, options = {}) {
+      const time = options.time ?? clock.now();
+      return env.publish(`events.${name}`, { eventId: newId(), contactId, name, properties, occurredAt: time.toISOString() }, { time });
+    },
+    async handled(stream, durable) {
+      await waitFor(
+        async () => {
+          const info = await jsm.consumers.info(stream, durable);
+          return info.num_pending === 0 && info.num_ack_pending === 0;
+        },
+        { what: `${durable} to handle ${stream}`, timeoutMs: 15_000 },
+      );
+    },
+    async settle(db) {
+      await waitFor(async () => (await sql<{ n: number }>`select count(*)::int as n from outbox`.execute(db)).rows[0]!.n === 0, {
+        what: 'the outbox to drain',
+        timeoutMs: 20_000,
+      });
+      for (const stream of RECORDED_STREAMS) {
+        const last = (await jsm.streams.info(stream)).state.last_seq;
+        await waitFor(() => (lastSeq.get(stream) ?? 0) >= last, { what: `the recorder to read ${stream}` });
+      }
+    },
+    of(subject, predicate = () => true) {
+      return recorded.filter((e) => e.subject === subject && predicate(e));
+    },
+    async waitFor(subject, predicate = () => true, count = 1) {
+      return waitFor(
+        () => {
+          const found = env.of(subject, predicate);
+          return found.length >= count ? found : undefined;
+        },
+        { what: `${count} × ${subject}`, timeoutMs: 20_000, intervalMs: 20 },
+      );
+    },
+    async close() {
+      for (const instance of [...instances]) await instance.stop();
+      await Promise.allSettled(readers.map((r) => r.close()));
+      rpc.forEach((s) => s.unsubscribe());
+      await nc.close();
+      await database.drop();
+      await nats.stop();
+    },
+  };
+  return env;
+}
+
+/** Asserts a GraphQL error with the contract code (and field); returns its message. */
+export function expectError(res: GraphQLResult, code: string, field?: string): string {
+  expect(res.data ?? null, JSON.stringify(res)).toBeNull();
+  expect(res.errors?.[0]?.extensions?.code, JSON.stringify(res.errors)).toBe(code);
+  if (field !== undefined) expect(res.errors?.[0]?.extensions?.field).toBe(field);
+  return res.errors![0]!.message;
+}
