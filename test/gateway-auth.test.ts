@@ -37,7 +37,8 @@ async function startSubgraph(name: 'scheduling' | 'feedback', migrations: Record
   const deps = await buildDeps<any>({
     name,
     migrations,
-    streams: [],
+    // Each creates the stream it owns, as runService would (feedback consumes its own commands).
+    streams: [name === 'feedback' ? 'FEEDBACK' : 'SCHEDULING'],
     target: { kind: 'postgres', url: database.url },
     natsUrl: nats.url,
     logger: silentLogger,
@@ -91,7 +92,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await gateway?.http.close();
   await gateway?.stop();
-  await new Promise((r) => spy?.close(r));
+  if (spy) await new Promise((r) => spy.close(r));
   for (const s of Object.values(subgraphs)) {
     await s.instance.http.close();
     await s.instance.stop();
@@ -119,7 +120,11 @@ describe('gateway', () => {
   });
 
   it('serves the federated API to a valid key, joining entities across subgraphs', async () => {
-    const created = await post({ query: 'mutation { createSurvey(input: { name: "NPS", question: "Score us 0-10" }) { id responseWindow } }' }, as('app-key'));
+    // Designing surveys is an admin's job (runtime.md roles); reading them is everyone's.
+    const created = await post(
+      { query: 'mutation { createSurvey(input: { name: "NPS", question: "Score us 0-10" }) { id responseWindow } }' },
+      as('admin-key'),
+    );
     expect(created.status).toBe(200);
     expect(created.body.errors).toBeUndefined();
     const surveyId = created.body.data.createSurvey.id;

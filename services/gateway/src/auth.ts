@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { GraphQLFormattedError, OperationTypeNode } from 'graphql';
+import type { DocumentNode, FragmentDefinitionNode, GraphQLFormattedError, OperationDefinitionNode, OperationTypeNode, SelectionSetNode } from 'graphql';
 import { ConfigError, type Role } from '@textloop/service-kit';
 
 /** Works when API_KEYS is unset outside production, with role admin. */
@@ -80,14 +80,113 @@ export function authenticate(keys: ApiKeys, authorization: string | undefined): 
   return { ok: true, caller };
 }
 
+type Roles = readonly Role[];
+const ADMIN: Roles = ['admin'];
+const APP: Roles = ['admin', 'app'];
+const AGENT: Roles = ['admin', 'agent'];
+const EVERYONE: Roles = ROLES;
+
 /**
- * What each role may run. Coarse for now: viewers only read; every other role may run every
- * operation. Per-field rules (app: contacts, events, sending, verification; agent: conversations)
- * go here, keyed by the root fields of the operation.
+ * Who may run what (runtime.md, Access): admin everything; app contacts, events, sending,
+ * verification and reads; agent conversations and reads; viewer reads only. Every query field is
+ * a read and open to every role. A mutation or subscription that is not listed here is admin-only,
+ * so a new one stays closed until someone decides who may run it.
  */
-export function authorize(caller: Caller, operation: OperationTypeNode, _rootFields: readonly string[]): string | undefined {
-  if (caller.role === 'viewer' && operation !== 'query') {
-    return `A viewer key may only read; this ${operation} needs a key with role admin, app or agent.`;
+export const ROLE_TABLE: Readonly<Record<'mutation' | 'subscription', Readonly<Record<string, Roles>>>> = {
+  mutation: {
+    // contacts and events: app
+    createContact: APP,
+    updateContact: APP,
+    deleteContact: APP,
+    importContacts: APP,
+    unsubscribeContact: APP,
+    resubscribeContact: APP,
+    trackEvent: APP,
+    // sending: app
+    sendMessage: APP,
+    sendMessages: APP,
+    scheduleMessage: APP,
+    cancelScheduledMessage: APP,
+    sendSurvey: APP,
+    // verification: app
+    startVerification: APP,
+    checkVerification: APP,
+    // conversations: agent
+    replyToConversation: AGENT,
+    assignConversation: AGENT,
+    resolveConversation: AGENT,
+    // configuration and maintenance: admin (listed so the table reads complete; unlisted is admin too)
+    createTemplate: ADMIN,
+    updateTemplate: ADMIN,
+    createAutomation: ADMIN,
+    setAutomationEnabled: ADMIN,
+    updateMessagingPolicy: ADMIN,
+    createCampaign: ADMIN,
+    launchCampaign: ADMIN,
+    cancelCampaign: ADMIN,
+    createSurvey: ADMIN,
+    runDormancySweep: ADMIN,
+  },
+  subscription: {
+    // the live inbox: agent
+    messageReceived: AGENT,
+    conversationUpdated: AGENT,
+    // delivery progress is a read
+    messageStatusChanged: EVERYONE,
+  },
+};
+
+/** The roles that may run this root field of this kind of operation. */
+export function rolesFor(operation: OperationTypeNode | `${OperationTypeNode}`, field: string): Roles {
+  if (operation === 'query' || field === '__typename') return EVERYONE;
+  return ROLE_TABLE[operation][field] ?? ADMIN;
+}
+
+function roleList(roles: Roles): string {
+  return roles.length === 1 ? roles[0]! : `${roles.slice(0, -1).join(', ')} or ${roles[roles.length - 1]}`;
+}
+
+/**
+ * Undefined when the caller's role may run every root field of the operation; otherwise a message
+ * that names the first field it may not run and the roles that may.
+ */
+export function authorize(caller: Caller, operation: OperationTypeNode | `${OperationTypeNode}`, rootFields: readonly string[]): string | undefined {
+  for (const field of rootFields) {
+    const roles = rolesFor(operation, field);
+    if (roles.includes(caller.role)) continue;
+    const needs = `needs a key with role ${roleList(roles)}`;
+    if (caller.role === 'viewer' && operation === 'mutation') return `A viewer key may only read; ${field} ${needs}.`;
+    const article = caller.role === 'viewer' ? 'A' : 'An';
+    const verb = operation === 'subscription' ? 'subscribe to' : 'run';
+    return `${article} ${caller.role} key may not ${verb} ${field}; it ${needs}.`;
   }
   return undefined;
+}
+
+/**
+ * The root field names an operation selects, through inline fragments and fragment spreads
+ * (`mutation { ... on Mutation { createTemplate } }` must not slip past the role check). Skip and
+ * include directives are ignored: a field counts even when it might be skipped.
+ */
+export function rootFieldsOf(operation: OperationDefinitionNode, fragments: ReadonlyMap<string, FragmentDefinitionNode>): string[] {
+  const fields = new Set<string>();
+  const seen = new Set<string>();
+  const walk = (selectionSet: SelectionSetNode) => {
+    for (const selection of selectionSet.selections) {
+      if (selection.kind === 'Field') fields.add(selection.name.value);
+      else if (selection.kind === 'InlineFragment') walk(selection.selectionSet);
+      else if (!seen.has(selection.name.value)) {
+        seen.add(selection.name.value);
+        const fragment = fragments.get(selection.name.value);
+        if (fragment) walk(fragment.selectionSet);
+      }
+    }
+  };
+  walk(operation.selectionSet);
+  return [...fields];
+}
+
+/** The fragment definitions of a document, by name. */
+export function fragmentsOf(document: DocumentNode): Map<string, FragmentDefinitionNode> {
+  return new Map(document.definitions.flatMap((d) => (d.kind === 'FragmentDefinition' ? [[d.name.value, d] as const] : [])));
 }

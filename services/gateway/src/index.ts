@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createLogger, dataDir, loadSecret, portOf } from '@textloop/service-kit';
+import { createLogger, dataDir, loadSecret, natsUrl, portOf } from '@textloop/service-kit';
 import { loadApiKeys } from './auth';
 import { SUBGRAPH_NAMES } from './compose';
 import { createGateway } from './server';
@@ -24,6 +24,7 @@ try {
     internalToken: loadSecret(dataDir(env), 'internal-token', env.INTERNAL_TOKEN),
     keys,
     logger,
+    natsUrl: natsUrl(env),
   });
   const { url } = await gateway.http.listen(portOf('gateway', env), env.HOST ?? '127.0.0.1');
   await gateway.start();

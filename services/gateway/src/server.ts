@@ -5,7 +5,8 @@ import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { Logger } from 'pino';
 import { INTERNAL_TOKEN_HEADER, KEY_NAME_HEADER, ROLE_HEADER, listenerFor, readBody, sendJson, type HttpService } from '@textloop/service-kit';
-import { authenticate, authorize, type ApiKeys, type Caller } from './auth';
+import { authenticate, authorize, fragmentsOf, rootFieldsOf, type ApiKeys, type Caller } from './auth';
+import { attachLiveUpdates, type FederatedResult } from './live';
 
 export interface GatewayOptions {
   /** The composed supergraph (supergraph.graphql). */
@@ -17,6 +18,8 @@ export interface GatewayOptions {
   keys: ApiKeys;
   logger: Logger;
   maxBodyBytes?: number;
+  /** NATS, for the live updates (subscriptions); unset, subscriptions answer that they are not configured. */
+  natsUrl?: string;
 }
 
 export interface GatewayInstance {
@@ -77,10 +80,9 @@ class SubgraphSource extends RemoteGraphQLDataSource<Caller> {
 const authorizationPlugin: ApolloServerPlugin<Caller> = {
   async requestDidStart() {
     return {
-      async didResolveOperation({ contextValue, operation }) {
+      async didResolveOperation({ contextValue, operation, document }) {
         if (!operation) return;
-        const rootFields = operation.selectionSet.selections.flatMap((s) => (s.kind === 'Field' ? [s.name.value] : []));
-        const denied = authorize(contextValue, operation.operation, rootFields);
+        const denied = authorize(contextValue, operation.operation, rootFieldsOf(operation, fragmentsOf(document)));
         if (denied) throw new GraphQLError(denied, { extensions: { code: 'FORBIDDEN', http: { status: 403 } } });
       },
     };
@@ -156,7 +158,7 @@ export function createGateway(options: GatewayOptions): GatewayInstance {
   const server = createHttpServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     try {
-      if (url.pathname === '/healthz') return sendJson(res, started ? 200 : 503, { status: started ? 'ok' : 'starting' });
+      if (url.pathname === '/healthz') return sendJson(res, started ? 200 : 503, { status: started ? 'ok' : 'starting', liveUpdates: live.state });
       if (url.pathname !== '/graphql' && url.pathname !== '/')
         return sendJson(res, 404, { error: `no route ${req.method} ${url.pathname}; the API is at /graphql` });
       for (const [k, v] of Object.entries(CORS_HEADERS)) res.setHeader(k, v);
@@ -206,14 +208,41 @@ export function createGateway(options: GatewayOptions): GatewayInstance {
   });
   server.keepAliveTimeout = 65_000;
 
+  const live = attachLiveUpdates({
+    server,
+    keys,
+    logger,
+    natsUrl: options.natsUrl,
+    maxPayloadBytes: limit,
+    async execute(request, caller): Promise<FederatedResult> {
+      const response = await apollo.executeOperation(request, { contextValue: caller });
+      if (response.body.kind === 'single') return response.body.singleResult as FederatedResult;
+      return { errors: [{ message: '@defer and @stream are not supported over WebSocket.', extensions: { code: 'BAD_REQUEST' } }] };
+    },
+  });
+  gateway.onSchemaLoadOrUpdate(({ apiSchema }) => live.setApiSchema(apiSchema));
+  const listener = listenerFor(server);
+  let liveStopped: Promise<void> | undefined;
+  const stopLive = () => (liveStopped ??= live.stop());
+
   return {
-    http: { server, ...listenerFor(server) },
+    http: {
+      server,
+      listen: listener.listen,
+      // WebSockets first: an open socket would keep the server from closing.
+      close: async () => {
+        await stopLive();
+        await listener.close();
+      },
+    },
     async start() {
       await apollo.start();
+      live.start();
       started = true;
     },
     async stop() {
       started = false;
+      await stopLive();
       await apollo.stop();
     },
   };

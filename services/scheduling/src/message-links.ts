@@ -2,6 +2,8 @@ import type { SchedulingContext } from './context';
 
 type Data = Record<string, unknown>;
 
+const FIRST_OR_FAILED = new Set(['messaging.message.queued', 'messaging.message.scheduled', 'messaging.message.suppressed', 'messaging.message.failed']);
+
 /**
  * Messaging echoes the correlation scheduling attached to a command on every status event of the
  * message. The first event tells which message a step or scheduled message produced; a FAILED one
@@ -13,30 +15,36 @@ export async function recordMessageStatus(ctx: SchedulingContext, subject: strin
   const messageId = data.messageId;
   if (!correlation || typeof messageId !== 'string') return;
   const failed = subject === 'messaging.message.failed';
+  // A message's first event (queued, or straight to suppressed/failed/scheduled) names it; sent,
+  // delivered and the rest of a message's life add nothing here, and they are the bulk of the stream.
+  if (!FIRST_OR_FAILED.has(subject)) return;
   const error = failed ? `message ${messageId} failed: ${String(data.errorCode ?? 'unknown error')}` : null;
   const now = ctx.clock.now();
 
   if (typeof correlation.stepId === 'string') {
     const stepId = correlation.stepId;
-    await ctx.db.transaction().execute(async (trx) => {
-      await trx.updateTable('scheduled_steps').set({ message_id: messageId }).where('id', '=', stepId).where('message_id', 'is', null).execute();
-      if (!failed) return;
-      const step = await trx
-        .updateTable('scheduled_steps')
-        .set({ status: 'FAILED', error })
-        .where('id', '=', stepId)
-        .where('status', '=', 'DONE')
-        .returning(['run_id', 'step_index'])
-        .executeTakeFirst();
-      if (!step) return;
-      await trx
-        .updateTable('automation_runs')
-        .set({ status: 'FAILED', failure: `step ${step.step_index}: ${error}`, updated_at: now })
-        .where('id', '=', step.run_id)
-        .where('status', 'in', ['ACTIVE', 'COMPLETED'])
-        .execute();
-      await trx.updateTable('scheduled_steps').set({ status: 'CANCELED' }).where('run_id', '=', step.run_id).where('status', '=', 'PENDING').execute();
-    });
+    if (!failed) {
+      await ctx.db.updateTable('scheduled_steps').set({ message_id: messageId }).where('id', '=', stepId).where('message_id', 'is', null).execute();
+    } else {
+      await ctx.db.transaction().execute(async (trx) => {
+        await trx.updateTable('scheduled_steps').set({ message_id: messageId }).where('id', '=', stepId).where('message_id', 'is', null).execute();
+        const step = await trx
+          .updateTable('scheduled_steps')
+          .set({ status: 'FAILED', error })
+          .where('id', '=', stepId)
+          .where('status', '=', 'DONE')
+          .returning(['run_id', 'step_index'])
+          .executeTakeFirst();
+        if (!step) return;
+        await trx
+          .updateTable('automation_runs')
+          .set({ status: 'FAILED', failure: `step ${step.step_index}: ${error}`, updated_at: now })
+          .where('id', '=', step.run_id)
+          .where('status', 'in', ['ACTIVE', 'COMPLETED'])
+          .execute();
+        await trx.updateTable('scheduled_steps').set({ status: 'CANCELED' }).where('run_id', '=', step.run_id).where('status', '=', 'PENDING').execute();
+      });
+    }
   }
 
   if (typeof correlation.scheduledMessageId === 'string') {
