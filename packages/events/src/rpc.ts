@@ -26,6 +26,14 @@ export const rpcMethods = {
     request: z.object({ ids: z.array(z.string()).max(1000) }),
     response: z.object({ contacts: z.array(contactSummary) }),
   },
+  /**
+   * contacts: the contact with this phone (E.164), created when there is none (through the normal
+   * create path: contacts.contact.created, consent ledger entry with this source). `created` says which.
+   */
+  'rpc.contacts.ensure': {
+    request: z.object({ phone: z.string().regex(/^\+[1-9]\d{6,14}$/, 'must be E.164, e.g. +14155550100'), source: z.string().min(1).max(100) }),
+    response: z.object({ contact: contactSummary, created: z.boolean() }),
+  },
   /** messaging: which of these template names exist, with the variables each body reads. */
   'rpc.messaging.templates': {
     request: z.object({ names: z.array(z.string()).max(1000) }),

@@ -40,7 +40,13 @@ export const contactSnapshot = z.object({
   phoneVerified: z.boolean().optional(),
 });
 
-const consentChange = z.object({ contactId: z.string(), phone: e164, reason: z.string() });
+const consentChange = z.object({
+  contactId: z.string(),
+  phone: e164,
+  reason: z.string(),
+  /** the inbound message whose STOP/START keyword caused the change (reasons STOP_KEYWORD/START_KEYWORD) */
+  messageId: z.string().optional(),
+});
 
 export const messageStatusEvent = z.object({
   messageId: z.string(),
@@ -56,6 +62,10 @@ export const messageStatusEvent = z.object({
   errorCode: z.string().nullish(),
   correlation,
 });
+
+export const conversationStatus = z.enum(['OPEN', 'PENDING', 'RESOLVED']);
+
+const conversationRef = z.object({ conversationId: z.string(), contactId: z.string(), assignee: z.string().nullish() });
 
 export const applicationEvent = z.object({
   eventId: z.string(),
@@ -92,11 +102,26 @@ export const subjects = {
     body: z.string(),
     conversationId: z.string().nullish(),
     inReplyTo: z.object({ messageId: z.string(), category: messageCategory, correlation }).nullish(),
+    /** a compliance keyword the whole message matched (messaging has already answered it; contacts updates consent for STOP/START) */
+    keyword: z.enum(['STOP', 'START', 'HELP']).optional(),
   }),
   'messaging.verification.approved': z.object({ verificationId: z.string(), contactId: z.string().nullish(), to: z.string() }),
   'messaging.verification.failed': z.object({ verificationId: z.string(), contactId: z.string().nullish(), to: z.string() }),
-  'messaging.conversation.opened': z.object({ conversationId: z.string(), contactId: z.string(), assignee: z.string().nullish() }),
-  'messaging.conversation.resolved': z.object({ conversationId: z.string(), contactId: z.string(), assignee: z.string().nullish() }),
+  /** a new conversation, or a RESOLVED one reopened (reopened: true) by an inbound message or an agent's reply */
+  'messaging.conversation.opened': conversationRef.extend({ reopened: z.boolean().optional(), messageId: z.string().nullish() }),
+  'messaging.conversation.resolved': conversationRef,
+  /** assignee is the new one (null: unassigned) */
+  'messaging.conversation.assigned': conversationRef.extend({ previousAssignee: z.string().nullish() }),
+  /** an agent answered (replyToConversation); messageStatus is QUEUED, or SUPPRESSED when the contact unsubscribed */
+  'messaging.conversation.replied': conversationRef.extend({ messageId: z.string(), status: conversationStatus, messageStatus }),
+  /** every change of a conversation, with its state afterwards (what the gateway's conversationUpdated follows) */
+  'messaging.conversation.updated': conversationRef.extend({
+    status: conversationStatus,
+    change: z.enum(['opened', 'reopened', 'message', 'replied', 'assigned', 'resolved']),
+    previousStatus: conversationStatus.nullish(),
+    /** the inbound or reply that caused the change, when one did */
+    messageId: z.string().nullish(),
+  }),
   'messaging.cmd.send': z.object({
     requestId: z.string().min(1),
     contactId: z.string().nullish(),
@@ -142,6 +167,8 @@ export const subjects = {
   }),
   'feedback.comment.recorded': z.object({ responseId: z.string(), contactId: z.string(), comment: z.string() }),
   'feedback.detractor.detected': z.object({ responseId: z.string(), contactId: z.string(), score: z.number().int(), surveyId: z.string() }),
+  /** feedback could not use a reply to a SURVEY message (no open invitation, not an answer…): messaging attaches it to the contact's conversation */
+  'feedback.reply.unhandled': z.object({ messageId: z.string(), contactId: z.string(), reason: z.string() }),
 } as const;
 
 export type Subject = keyof typeof subjects;

@@ -2,7 +2,7 @@ import { sql, type Transaction } from 'kysely';
 import { EVENT_NAME_PATTERN, newId } from '@textloop/events';
 import { badInput, isUniqueViolation, notFound, type Clock } from '@textloop/service-kit';
 import { normalizePhone } from '@textloop/sms';
-import { DAY_MS, insertContact, requireContact, spellStart, type ContactsDeps } from './contacts';
+import { DAY_MS, insertContact, phoneOnlyContact, requireContact, spellStart, type ContactsDeps } from './contacts';
 import type { ContactRow, Database, TrackedEventRow } from './db/database';
 import { applicationEvent, publishInTransaction } from './events/publish';
 import { FALLBACK_TIMEZONE, isJsonObject, parsePhone, type JsonObject } from './validation';
@@ -139,25 +139,7 @@ async function resolveContact(trx: Transaction<Database>, deps: ContactsDeps, by
   }
   const row = await trx.selectFrom('contacts').selectAll().where('phone', '=', by.phone).forUpdate().executeTakeFirst();
   if (row) return row;
-  return insertContact(
-    trx,
-    deps,
-    {
-      phone: by.phone,
-      country: by.country,
-      derivedTimezone: by.timezone,
-      externalId: null,
-      firstName: null,
-      lastName: null,
-      email: null,
-      locale: null,
-      timezone: null,
-      attributes: {},
-      tags: [],
-      given: { tags: false, attributes: false },
-    },
-    source,
-  );
+  return insertContact(trx, deps, phoneOnlyContact({ e164: by.phone, country: by.country ?? undefined, timezone: by.timezone }), source);
 }
 
 /**

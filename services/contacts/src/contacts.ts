@@ -157,6 +157,47 @@ export async function createContact(deps: ContactsDeps, input: CreateContactInpu
   }
 }
 
+/** What a contact known only by its number is made of (trackEvent by phone, an inbound SMS from an unknown number). */
+export function phoneOnlyContact(phone: { e164: string; country?: string; timezone?: string }): ContactData {
+  return {
+    phone: phone.e164,
+    country: phone.country ?? null,
+    derivedTimezone: phone.timezone ?? FALLBACK_TIMEZONE,
+    externalId: null,
+    firstName: null,
+    lastName: null,
+    email: null,
+    locale: null,
+    timezone: null,
+    attributes: {},
+    tags: [],
+    given: { tags: false, attributes: false },
+  };
+}
+
+/**
+ * The contact with this phone, created through the normal create path (ledger row with `source`,
+ * contacts.contact.created) when there is none. For rpc.contacts.ensure: messaging calls it for an
+ * inbound SMS from a number it does not know.
+ */
+export async function ensureContactByPhone(deps: ContactsDeps, phone: string, source: string): Promise<{ contact: ContactRow; created: boolean }> {
+  const parsed = parsePhone(phone, undefined, { defaultCountryAllowed: false });
+  const find = () => deps.db.selectFrom('contacts').selectAll().where('phone', '=', parsed.e164).executeTakeFirst();
+  const existing = await find();
+  if (existing) return { contact: existing, created: false };
+  try {
+    const contact = await deps.db.transaction().execute((trx) => insertContact(trx, deps, phoneOnlyContact(parsed), source));
+    deps.outbox.kick();
+    return { contact, created: true };
+  } catch (err) {
+    // A concurrent create of the same phone won: that is the contact.
+    if (!isUniqueViolation(err)) throw err;
+    const winner = await find();
+    if (!winner) throw err;
+    return { contact: winner, created: false };
+  }
+}
+
 /** The fields contacts.contact.updated reports; an update that changes none of them is not an update. */
 export function sameSnapshot(a: ContactRow, b: ContactRow): boolean {
   return JSON.stringify(contactSnapshot(a)) === JSON.stringify(contactSnapshot(b));

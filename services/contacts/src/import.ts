@@ -157,6 +157,8 @@ const CONTACT_COLUMN_TYPES = {
   dormant_notified_days: 'integer[]',
   created_at: 'timestamptz',
   updated_at: 'timestamptz',
+  // never changed by an import (not in the conflict update below); null for new contacts
+  keyword_version: 'text',
 } satisfies Record<keyof ContactsTable, string>;
 
 const CONTACT_COLUMNS = Object.keys(CONTACT_COLUMN_TYPES) as Array<keyof ContactsTable>;

@@ -1,4 +1,5 @@
 import { ConfigError, dataDir, loadSecret, portOf } from '@textloop/service-kit';
+import { loadKeywordConfig, type KeywordConfig } from './keywords';
 
 /** Everything messaging reads from its environment, in one place (see the README's table). */
 export interface MessagingConfig {
@@ -33,6 +34,11 @@ export interface MessagingConfig {
   release: { pollMs: number };
   /** How long sendMessage waits for a contact that the projection has not seen yet. */
   contactWaitMs: number;
+  /**
+   * STOP/START/HELP: KEYWORDS_STOP, KEYWORDS_START, KEYWORDS_HELP (comma lists), REPLY_STOP,
+   * REPLY_START, REPLY_HELP (texts with {{ program }} and {{ contact }}), PROGRAM_NAME, SUPPORT_CONTACT.
+   */
+  keywords: KeywordConfig;
 }
 
 export const SIMULATOR_CREDENTIALS = { apiKey: 'textloop-sim', apiSecret: 'textloop-sim-secret' } as const;
@@ -114,5 +120,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): MessagingConfig {
       pollMs: int(env, 'RELEASE_POLL_MS', 5000, 5, 60_000),
     },
     contactWaitMs: int(env, 'CONTACT_WAIT_MS', 2000, 0, 60_000),
+    keywords: loadKeywordConfig(env),
   };
 }

@@ -1,4 +1,5 @@
 import type { MessagingContext } from './context';
+import { optedOutMessageIds } from './contacts-projection';
 import {
   CAP_WINDOW_MS,
   capApplies,
@@ -27,7 +28,8 @@ const createdBefore = (a: { created_at: Date; id: string }, b: { created_at: Dat
  * not_before (at most config.release.pollMs, so a row another instance added is seen soon; kick()
  * wakes it at once), claims due rows FOR UPDATE SKIP LOCKED in batches (several instances share the
  * work) and applies the policy as it is at that moment: still quiet hours → held to the new end;
- * the weekly cap now reached → SUPPRESSED (FREQUENCY_CAP); otherwise → QUEUED, and the dispatcher
+ * the recipient unsubscribed → SUPPRESSED (OPTED_OUT); the weekly cap now reached → SUPPRESSED
+ * (FREQUENCY_CAP); otherwise → QUEUED, and the dispatcher
  * is kicked. The dispatcher itself only ever claims QUEUED and SENDING rows.
  */
 export class ScheduledRelease {
@@ -143,6 +145,9 @@ export class ScheduledRelease {
           window = await marketingInWindow(trx, capped, new Date(now.getTime() - CAP_WINDOW_MS));
         }
         const inWindow = new Map(window.map((m) => [m.id, m]));
+        // Consent as it is now: an opt-out normally suppresses waiting messages at once, but one that
+        // raced it (accepted while the STOP was being stored) is caught here, before it is queued.
+        const optedOut = await optedOutMessageIds(trx, due);
 
         const changed: MessageRow[] = [];
         const announce: MessageRow[] = [];
@@ -153,6 +158,25 @@ export class ScheduledRelease {
         for (const row of [...due].sort((a, b) => (createdBefore(a, b) ? -1 : createdBefore(b, a) ? 1 : 0))) {
           const policyApplies = gatedIds.has(row.id);
           const tz = zones.get(row.id);
+          if (optedOut.has(row.id)) {
+            const next: MessageRow = {
+              ...row,
+              status: 'SUPPRESSED',
+              error_code: 'OPTED_OUT',
+              error_message: 'The contact unsubscribed before the message was sent',
+              price_amount: null,
+              price_currency: null,
+              updated_at: now,
+            };
+            changed.push(next);
+            announce.push(next);
+            history.push({ messageId: row.id, status: 'SUPPRESSED', at: now, detail: 'contact unsubscribed' });
+            leftIds.push(row.id);
+            const counting = inWindow.get(row.id);
+            if (counting) counting.status = 'SUPPRESSED';
+            counts.suppressed++;
+            continue;
+          }
           if (policyApplies && capApplies(row.category)) {
             const key = capKey(row);
             // What went or will go out, except later messages that are still waiting: they come after this one.

@@ -69,7 +69,7 @@ export function createServer(deps: ServiceDeps<Database>, options: MessagingOpti
     routes: webhookRoutes(ctx, deliveryReports),
   });
 
-  let consumers: RunningConsumer[] = [];
+  let consumers: Array<Pick<RunningConsumer, 'stop'>> = [];
   let rpc: Array<{ unsubscribe(): void }> = [];
   let apolloStarted = false;
   return {

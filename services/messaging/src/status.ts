@@ -4,7 +4,8 @@ import type { Clock } from '@textloop/service-kit';
 import { columnList, recordset, type Column } from './bulk';
 import type { Database, MessageStatus, MessagesTable } from './db/database';
 
-export type MessageRow = Selectable<MessagesTable>;
+/** A message; conversation_id is only on rows read back from the table (new rows are linked by an update). */
+export type MessageRow = Omit<Selectable<MessagesTable>, 'conversation_id'> & { conversation_id?: string | null };
 export type Db = Kysely<Database> | Transaction<Database>;
 
 export const EVENT_SOURCE = 'textloop/messaging';

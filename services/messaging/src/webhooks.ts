@@ -2,8 +2,9 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RouteHandler } from '@textloop/service-kit';
 import type { MessagingContext } from './context';
+import { conversationStep } from './conversations';
 import { parseDeliveryReport, type DeliveryReports } from './delivery-reports';
-import { parseInbound, receiveInbound, type InboundStep } from './inbound';
+import { ContactsUnavailableError, readInbound, receiveInbound, type InboundStep } from './inbound';
 
 function reply(res: ServerResponse, status: number, text: string): void {
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) });
@@ -24,10 +25,25 @@ function formOf(url: URL, body: Buffer): URLSearchParams {
 }
 
 /**
- * Provider callbacks. The secret travels in the URL we hand out (?secret=…) or in the
- * x-webhook-secret header; without it a request gets 401 and changes nothing.
+ * The inbound steps after the keyword step (which receiveInbound always runs first and which marks
+ * inbound.keyword), in order, in the transaction that stores the message: reply routing into
+ * conversations (which leaves keywords and replies to surveys alone).
  */
-export function webhookRoutes(ctx: MessagingContext, reports: DeliveryReports, inboundSteps: InboundStep[] = []): Record<string, RouteHandler> {
+export function inboundStepsFor(ctx: MessagingContext): InboundStep[] {
+  return [conversationStep(ctx)];
+}
+
+/**
+ * Provider callbacks. The secret travels in the URL we hand out (?secret=…) or in the
+ * x-webhook-secret header; without it a request gets 401 and changes nothing. Inbound messages:
+ * 200 stored (or a redelivery of one stored), 400 malformed, 413 text over 1,600 characters,
+ * 503 not stored (database, or contacts for an unknown number) — the provider retries.
+ */
+export function webhookRoutes(
+  ctx: MessagingContext,
+  reports: DeliveryReports,
+  inboundSteps: InboundStep[] = inboundStepsFor(ctx),
+): Record<string, RouteHandler> {
   const expected = Buffer.from(ctx.config.webhookSecret);
   const authorized = (req: IncomingMessage, url: URL) => {
     const header = req.headers['x-webhook-secret'];
@@ -57,11 +73,17 @@ export function webhookRoutes(ctx: MessagingContext, reports: DeliveryReports, i
     'POST /webhooks/mocean/inbound': async (req, res, body) => {
       const url = new URL(req.url ?? '/', 'http://localhost');
       if (!authorized(req, url)) return reply(res, 401, 'missing or wrong webhook secret');
-      const sms = parseInbound(formOf(url, body));
-      if (typeof sms === 'string') return reply(res, 400, sms);
+      const sms = readInbound(formOf(url, body));
+      // 400: malformed (a field missing, a sender that is not a phone number, empty text); 413: text over 1,600 characters.
+      if ('error' in sms) return reply(res, sms.status, sms.error);
       try {
         await receiveInbound(ctx, sms, inboundSteps);
       } catch (err) {
+        // Not acknowledged and nothing stored, so the provider retries.
+        if (err instanceof ContactsUnavailableError) {
+          ctx.logger.warn({ err: err.message }, 'inbound message from an unknown number while contacts cannot be asked; refused for a retry');
+          return reply(res, 503, 'cannot look up the sender right now; try again');
+        }
         ctx.logger.error({ err: (err as Error).message }, 'could not record an inbound message');
         return reply(res, 503, 'could not record the message; try again');
       }

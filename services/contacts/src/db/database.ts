@@ -25,6 +25,11 @@ export interface ContactsTable {
   dormant_notified_days: number[];
   created_at: Date;
   updated_at: Date;
+  /**
+   * Order of the latest STOP/START keyword applied to consent ("<ms, 15 digits>:<inbound message id>",
+   * from messaging's receive time); an older keyword processed later is ignored. Null: none yet.
+   */
+  keyword_version: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** Every change of consent, including the implicit opt-in when the contact was created. */

@@ -79,6 +79,8 @@ export interface MessagesTable {
   updated_at: Timestamp;
   sent_at: Timestamp | null;
   delivered_at: Timestamp | null;
+  /** the support conversation it belongs to (inbound messages of a thread and agents' replies) */
+  conversation_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface MessageStatusHistoryTable {
@@ -128,6 +130,28 @@ export interface MessageWaitsTable {
   waiting_for: 'QUIET_HOURS';
 }
 
+/** An automatic answer to a STOP/START/HELP keyword: exempt from opt-out suppression, never an inReplyTo. */
+export interface KeywordRepliesTable {
+  message_id: string;
+  inbound_message_id: string;
+  keyword: 'STOP' | 'START' | 'HELP';
+}
+
+export type ConversationStatus = 'OPEN' | 'PENDING' | 'RESOLVED';
+
+/** A contact's support conversation: at most one per contact, reopened by new activity. */
+export interface ConversationsTable {
+  id: string;
+  contact_id: string;
+  /** OPEN: waiting for an agent; PENDING: answered, waiting for the customer; RESOLVED: done */
+  status: ConversationStatus;
+  assignee: string | null;
+  last_message_at: Timestamp;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  resolved_at: Timestamp | null;
+}
+
 export interface Database {
   templates: TemplatesTable;
   contacts: ContactsTable;
@@ -137,4 +161,6 @@ export interface Database {
   messaging_policy: MessagingPolicyTable;
   message_waits: MessageWaitsTable;
   verifications: VerificationsTable;
+  keyword_replies: KeywordRepliesTable;
+  conversations: ConversationsTable;
 }

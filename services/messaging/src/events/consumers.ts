@@ -1,13 +1,15 @@
-import { startConsumer, type RunningConsumer } from '@textloop/events';
+import { startConsumer, startConsumerWhenReady, type RunningConsumer } from '@textloop/events';
 import type { ServiceDeps } from '@textloop/service-kit';
 import type { MessagingContext } from '../context';
+import { UNHANDLED_REPLY_DURABLE } from '../conversations';
 import type { Database } from '../db/database';
 import { CONTACT_SUBJECTS, handleContactEvent } from './handlers/contacts';
+import { handleUnhandledReply } from './handlers/feedback.reply.unhandled';
 import { SendCommandBatcher } from './handlers/messaging.cmd.send';
 import { handleVerifyCommand } from './handlers/messaging.cmd.verify';
 
 /** The durable consumers messaging runs; all replay from the start so a fresh instance catches up. */
-export async function startConsumers(deps: ServiceDeps<Database>, ctx: MessagingContext): Promise<RunningConsumer[]> {
+export async function startConsumers(deps: ServiceDeps<Database>, ctx: MessagingContext): Promise<Array<Pick<RunningConsumer, 'stop'>>> {
   const { js, jsm } = deps.nats;
   const contacts = await startConsumer({
     js,
@@ -46,7 +48,18 @@ export async function startConsumers(deps: ServiceDeps<Database>, ctx: Messaging
       await commands.stop();
       throw err;
     });
-    return [contacts, commands, verify];
+    // FEEDBACK belongs to feedback, which may start later: this one attaches once the stream exists.
+    const unhandledReplies = startConsumerWhenReady({
+      js,
+      jsm,
+      stream: 'FEEDBACK',
+      durable: UNHANDLED_REPLY_DURABLE,
+      filterSubjects: ['feedback.reply.unhandled'],
+      deliver: 'all',
+      logger: deps.logger,
+      handle: (event) => handleUnhandledReply(ctx, event),
+    });
+    return [contacts, commands, verify, unhandledReplies];
   } catch (err) {
     await contacts.stop();
     throw err;

@@ -2,6 +2,7 @@ import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper';
 import { forbidden, type RequestContext, type Role } from '@textloop/service-kit';
 import { batchLoader } from '../batch-loader';
 import type { MessagingContext } from '../context';
+import { conversationResolvers } from './conversations';
 import { historyFor, listMessages, messageById, messagesByIds, messagingStats, queueStats, type HistoryRow, type Page } from '../messages';
 import { previewMessage, sendMessages, type PreviewInput, type SendInput } from '../sending';
 import type { MessageRow } from '../status';
@@ -41,6 +42,7 @@ export function toMessage(row: MessageRow) {
     errorCode: row.error_code,
     errorMessage: row.error_message,
     correlation: row.correlation,
+    conversationId: row.conversation_id ?? null,
     createdAt: row.created_at,
     sentAt: row.sent_at,
     deliveredAt: row.delivered_at,
@@ -60,6 +62,7 @@ export function createResolvers(ctx: MessagingContext, options: { kickRelease?: 
   const messageOf = batchLoader((ids: string[]) => messagesByIds(ctx, ids));
   const verification = verificationResolvers(ctx, allow);
   const policy = policyResolvers(ctx, allow, options.kickRelease);
+  const conversations = conversationResolvers(ctx, allow, toMessage);
 
   return {
     DateTime,
@@ -81,6 +84,7 @@ export function createResolvers(ctx: MessagingContext, options: { kickRelease?: 
       messagingQueue: () => queueStats(ctx),
       ...verification.Query,
       ...policy.Query,
+      ...conversations.Query,
     },
     Mutation: {
       sendMessage: async (_: unknown, args: { input: SendInput }, context: RequestContext) => {
@@ -108,8 +112,10 @@ export function createResolvers(ctx: MessagingContext, options: { kickRelease?: 
       },
       ...verification.Mutation,
       ...policy.Mutation,
+      ...conversations.Mutation,
     },
     Verification: verification.Verification,
+    Conversation: conversations.Conversation,
     Message: {
       __resolveReference: async (ref: { id: string }) => {
         const row = await messageOf(ref.id);
@@ -122,6 +128,7 @@ export function createResolvers(ctx: MessagingContext, options: { kickRelease?: 
         return row ? toTemplate(row) : null;
       },
       statusHistory: async (m: GqlMessage) => ((await historyOf(m.id)) ?? []).map((h: HistoryRow) => ({ status: h.status, at: h.at, detail: h.detail })),
+      ...conversations.Message,
     },
     Contact: {
       __resolveReference: (ref: { id: string }) => ({ id: ref.id }),

@@ -2,9 +2,13 @@ import type { Migration } from 'kysely';
 import * as foundation from './2026-11-27T10-00-00_messaging-foundation';
 import * as verifications from './2026-11-27T12-00-00_verifications';
 import * as messagingPolicy from './2026-11-27T12-00-01_messaging-policy';
+import * as conversations from './2026-11-27T14-00-01_conversations';
+import * as keywordReplies from './2026-11-27T14-00-02_keyword-replies';
 
 export const migrations: Record<string, Migration> = {
   '2026-11-27T10-00-00_messaging-foundation': foundation,
   '2026-11-27T12-00-00_verifications': verifications,
   '2026-11-27T12-00-01_messaging-policy': messagingPolicy,
+  '2026-11-27T14-00-01_conversations': conversations,
+  '2026-11-27T14-00-02_keyword-replies': keywordReplies,
 };
