@@ -3,6 +3,7 @@ import { newId } from '@textloop/events';
 import type { MessagingContext } from './context';
 import { GroupCommit } from './group-commit';
 import type { ProviderSendResult, SmsProvider } from './providers/provider';
+import { optedOutMessageIds } from './contacts-projection';
 import { advances, EVENT_SOURCE, lockMessages, withRetry, writeChanges, type HistoryEntry, type MessageRow } from './status';
 
 /** A claimed row: what the provider call needs, plus the attempt number that owns the lease. */
@@ -303,6 +304,12 @@ export class Dispatcher {
         const changed = new Map<string, MessageRow>();
         const announce = new Map<string, MessageRow>();
         const history: HistoryEntry[] = [];
+        // A recipient who opted out while this attempt was in flight gets no retry: the opt-out
+        // only suppresses what is waiting (QUEUED/SCHEDULED), and this row was SENDING then.
+        const optedOut = await optedOutMessageIds(
+          trx,
+          [...locked.values()].filter((row) => outcomes.some((o) => !o.result.ok && o.claimed.id === row.id)),
+        );
         for (const { claimed, result, at } of outcomes) {
           const current = changed.get(claimed.id) ?? locked.get(claimed.id);
           if (!current) continue;
@@ -333,7 +340,19 @@ export class Dispatcher {
           if (current.status !== 'SENDING' || current.attempts !== claimed.attempts) continue;
           next.lease_until = null;
           next.updated_at = at;
-          if (result.transient && current.attempts < maxAttempts) {
+          if (result.transient && optedOut.has(current.id)) {
+            next.status = 'SUPPRESSED';
+            next.error_code = 'OPTED_OUT';
+            next.error_message = 'The contact unsubscribed while the message was being sent; it is not retried';
+            history.push({
+              messageId: next.id,
+              status: 'SUPPRESSED',
+              at,
+              detail: `attempt ${current.attempts} failed (${result.message}); not retried: contact unsubscribed`,
+            });
+            announce.set(next.id, next);
+            counts.failed++;
+          } else if (result.transient && current.attempts < maxAttempts) {
             const delay = retryDelayMs(current.attempts, retryBaseMs, retryMaxMs);
             next.status = 'QUEUED';
             next.not_before = new Date(at.getTime() + delay);
