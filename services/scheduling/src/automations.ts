@@ -4,7 +4,9 @@ import { callRpc, EVENT_NAME_PATTERN, newId, RpcError } from '@textloop/events';
 import { badInput, notFound, parseDuration, parseSignedDuration } from '@textloop/service-kit';
 import type { AutomationsTable, AutomationRunsTable, Database, MessageCategory, RunStatus, ScheduledStepsTable, StoredStep } from './db/database';
 import type { SchedulingContext } from './context';
+import { eraseCampaignData } from './campaigns';
 import { lockForErasure, recordErasure } from './erasure';
+import { checkOffer, offerWarnings, type OfferInput } from './offers';
 
 export type AutomationRow = Selectable<AutomationsTable>;
 export type RunRow = Selectable<AutomationRunsTable>;
@@ -23,7 +25,7 @@ export interface AutomationStepInput {
   delay?: string | null;
   relativeTo?: string | null;
   offset?: string | null;
-  offer?: unknown;
+  offer?: OfferInput | null;
 }
 
 export interface AutomationInput {
@@ -59,8 +61,9 @@ function checkInput(input: AutomationInput): StoredStep[] {
   if (input.steps.length > MAX_STEPS) throw badInput(`An automation may have at most ${MAX_STEPS} steps; this one has ${input.steps.length}.`, 'steps');
   return input.steps.map((step, i) => {
     const at = `steps[${i}]`;
-    if (step.offer !== undefined && step.offer !== null) {
-      throw badInput(`${at}.offer: offer codes are not available yet; remove the offer from this step.`, `${at}.offer`);
+    const offer = step.offer !== undefined && step.offer !== null ? checkOffer(step.offer, `${at}.offer`) : null;
+    if (offer && step.type !== 'SEND_MESSAGE') {
+      throw badInput(`${at}: only SEND_MESSAGE steps carry an offer; remove offer from this ${step.type} step.`, `${at}.offer`);
     }
     if (step.type === 'SEND_MESSAGE' && !step.template) throw badInput(`${at}: a SEND_MESSAGE step needs template (a template name).`, `${at}.template`);
     if (step.type === 'SEND_SURVEY' && !step.surveyId) throw badInput(`${at}: a SEND_SURVEY step needs surveyId.`, `${at}.surveyId`);
@@ -89,13 +92,16 @@ function checkInput(input: AutomationInput): StoredStep[] {
       delay: step.delay ?? null,
       relativeTo: step.relativeTo ?? null,
       offset: step.offset ?? null,
-      offer: null,
+      offer,
     };
   });
 }
 
-/** Asks messaging and feedback whether the templates and surveys the steps name exist. */
-async function checkReferences(ctx: SchedulingContext, steps: StoredStep[]): Promise<void> {
+/**
+ * Asks messaging and feedback whether the templates and surveys the steps name exist; returns
+ * warnings about offers and the templates that should show them.
+ */
+async function checkReferences(ctx: SchedulingContext, steps: StoredStep[]): Promise<string[]> {
   const templates = [...new Set(steps.flatMap((s) => (s.template ? [s.template] : [])))];
   const surveys = [...new Set(steps.flatMap((s) => (s.surveyId ? [s.surveyId] : [])))];
   try {
@@ -105,6 +111,7 @@ async function checkReferences(ctx: SchedulingContext, steps: StoredStep[]): Pro
     ]);
     const byName = new Map(foundTemplates.templates.map((t) => [t.name, t]));
     const surveyIds = new Set(foundSurveys.surveys.map((s) => s.surveyId));
+    const warnings: string[] = [];
     steps.forEach((step, i) => {
       if (step.template) {
         const template = byName.get(step.template);
@@ -112,9 +119,12 @@ async function checkReferences(ctx: SchedulingContext, steps: StoredStep[]): Pro
         if (step.type === 'START_VERIFICATION' && !template.variables.includes('code')) {
           throw badInput(`steps[${i}]: template "${step.template}" must contain {{ code }} to carry the verification code.`, `steps[${i}].template`);
         }
+        if (step.type === 'SEND_MESSAGE')
+          warnings.push(...offerWarnings(step.template, template.variables, step.offer ?? null).map((w) => `steps[${i}]: ${w}`));
       }
       if (step.surveyId && !surveyIds.has(step.surveyId)) throw notFound(`steps[${i}]: no survey has id "${step.surveyId}".`);
     });
+    return warnings;
   } catch (err) {
     if (err instanceof RpcError) throw new GraphQLError(`Could not check the steps' templates and surveys: ${err.message}.`);
     throw err;
@@ -123,7 +133,7 @@ async function checkReferences(ctx: SchedulingContext, steps: StoredStep[]): Pro
 
 export async function createAutomation(ctx: SchedulingContext, input: AutomationInput): Promise<AutomationRow> {
   const steps = checkInput(input);
-  await checkReferences(ctx, steps);
+  const warnings = await checkReferences(ctx, steps);
   const filter = input.triggerFilter as Record<string, unknown> | null | undefined;
   return ctx.db
     .insertInto('automations')
@@ -136,6 +146,7 @@ export async function createAutomation(ctx: SchedulingContext, input: Automation
       run_key: input.runKey?.trim() || null,
       cancel_on: [...new Set(input.cancelOn ?? [])],
       steps: JSON.stringify(steps),
+      warnings: JSON.stringify(warnings),
       created_at: ctx.clock.now(),
     })
     .returningAll()
@@ -178,8 +189,8 @@ export function stepsOfRun(db: Db, runId: string): Promise<StepRow[]> {
 /**
  * Right to erasure: records the contact as erased (so its events handled later start nothing, see
  * erasure.ts), removes every run of the contact (their scheduled steps cascade) and its scheduled
- * messages. Automations themselves hold no personal data. Runs inside the erasure consumer's
- * transaction; idempotent.
+ * messages; its campaign recipients and offer codes forget it (see eraseCampaignData). Automations
+ * themselves hold no personal data. Runs inside the erasure consumer's transaction; idempotent.
  */
 export async function eraseContact(trx: Transaction<Database>, contactId: string, now: Date): Promise<number> {
   // Waits for runs or scheduled messages of this contact being written right now, so they are deleted below.
@@ -187,5 +198,6 @@ export async function eraseContact(trx: Transaction<Database>, contactId: string
   await recordErasure(trx, contactId, now);
   const runs = await trx.deleteFrom('automation_runs').where('contact_id', '=', contactId).executeTakeFirst();
   const messages = await trx.deleteFrom('scheduled_messages').where('contact_id', '=', contactId).executeTakeFirst();
-  return Number(runs.numDeletedRows) + Number(messages.numDeletedRows);
+  const campaignRows = await eraseCampaignData(trx, contactId);
+  return Number(runs.numDeletedRows) + Number(messages.numDeletedRows) + campaignRows;
 }

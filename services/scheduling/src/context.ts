@@ -13,6 +13,12 @@ export interface SchedulingContext {
   nats: NatsConnection;
   /** Wakes the timer loop after steps or scheduled messages were committed. */
   kickTimers(): void;
+  /** Wakes the campaign runner after a campaign was scheduled, launched or given recipients. */
+  kickCampaigns(): void;
+  campaigns: {
+    /** contacts asked per rpc.contacts.audience page (CAMPAIGN_AUDIENCE_PAGE_SIZE) */
+    audiencePageSize: number;
+  };
 }
 
 export const EVENT_SOURCE = 'textloop/scheduling';

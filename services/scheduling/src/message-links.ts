@@ -1,3 +1,4 @@
+import { recordCampaignMessageStatus, recordStepOfferMessage } from './attribution';
 import type { SchedulingContext } from './context';
 
 type Data = Record<string, unknown>;
@@ -14,6 +15,11 @@ export async function recordMessageStatus(ctx: SchedulingContext, subject: strin
   const correlation = data.correlation as Data | null | undefined;
   const messageId = data.messageId;
   if (!correlation || typeof messageId !== 'string') return;
+  // A campaign message: every status counts for the campaign's stats (see attribution.ts).
+  if (typeof correlation.campaignRecipientId === 'string') {
+    await recordCampaignMessageStatus(ctx, subject, data, correlation.campaignRecipientId);
+    return;
+  }
   const failed = subject === 'messaging.message.failed';
   // A message's first event (queued, or straight to suppressed/failed/scheduled) names it; sent,
   // delivered and the rest of a message's life add nothing here, and they are the bulk of the stream.
@@ -23,6 +29,8 @@ export async function recordMessageStatus(ctx: SchedulingContext, subject: strin
 
   if (typeof correlation.stepId === 'string') {
     const stepId = correlation.stepId;
+    // A step with an offer: the message its code went out in.
+    if (typeof correlation.offerCode === 'string') await recordStepOfferMessage(ctx, correlation.offerCode, messageId);
     if (!failed) {
       await ctx.db.updateTable('scheduled_steps').set({ message_id: messageId }).where('id', '=', stepId).where('message_id', 'is', null).execute();
     } else {

@@ -5,6 +5,7 @@ import { ConfigError, consumeContactErasure, createHttpService, createSubgraphAp
 import type { SchedulingContext } from './context';
 import type { Database } from './db/database';
 import { eraseContact } from './automations';
+import { CampaignRunner, type CampaignRunnerOptions } from './campaign-runner';
 import { startConsumers } from './events/consumers';
 import { createResolvers } from './resolvers';
 import { Timers, type TimerOptions } from './timers';
@@ -14,6 +15,7 @@ const typeDefs = gql(readFileSync(new URL('./schema.graphql', import.meta.url), 
 export interface SchedulingInstance extends ServiceInstance {
   ctx: SchedulingContext;
   timers: Timers;
+  campaigns: CampaignRunner;
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -32,9 +34,27 @@ export function timerOptions(env: NodeJS.ProcessEnv): TimerOptions & { enabled: 
   };
 }
 
+/**
+ * Campaign sending. CAMPAIGN_RATE_PER_SECOND (default 50) is the pace of all campaigns together,
+ * over every scheduling instance: 50 messages a second suits a single provider account (a typical
+ * long-code/sender throughput limit; raise it for short codes or several accounts). Recipients are
+ * claimed CAMPAIGN_BATCH_SIZE (default 100) at most per transaction, and audiences are asked of
+ * contacts CAMPAIGN_AUDIENCE_PAGE_SIZE (default 1000, at most 5000) at a time.
+ */
+export function campaignOptions(env: NodeJS.ProcessEnv): CampaignRunnerOptions & { audiencePageSize: number } {
+  return {
+    ratePerSecond: int(env, 'CAMPAIGN_RATE_PER_SECOND', 50, 1, 100_000),
+    batchSize: int(env, 'CAMPAIGN_BATCH_SIZE', 100, 1, 5000),
+    audiencePageSize: int(env, 'CAMPAIGN_AUDIENCE_PAGE_SIZE', 1000, 1, 5000),
+    maxSleepMs: int(env, 'TIMER_MAX_SLEEP_MS', 5000, 10, 60_000),
+  };
+}
+
 export function createServer(deps: ServiceDeps<Database>): SchedulingInstance {
   const options = timerOptions(deps.env);
+  const campaignSettings = campaignOptions(deps.env);
   let timers: Timers | undefined;
+  let campaigns: CampaignRunner | undefined;
   const ctx: SchedulingContext = {
     db: deps.db,
     clock: deps.clock,
@@ -42,8 +62,11 @@ export function createServer(deps: ServiceDeps<Database>): SchedulingInstance {
     outbox: deps.outbox,
     nats: deps.nats.nc,
     kickTimers: () => timers?.kick(),
+    kickCampaigns: () => campaigns?.kick(),
+    campaigns: { audiencePageSize: campaignSettings.audiencePageSize },
   };
   timers = new Timers(ctx, options);
+  campaigns = new CampaignRunner(ctx, campaignSettings);
   const apollo = createSubgraphApollo(typeDefs, createResolvers(ctx), deps.logger);
   // Requests wait for this; started here because the kit's HTTP front does not start Apollo.
   apollo.startInBackgroundHandlingStartupErrorsByLoggingAndFailingAllRequests();
@@ -53,12 +76,17 @@ export function createServer(deps: ServiceDeps<Database>): SchedulingInstance {
     http,
     ctx,
     timers,
+    campaigns,
     async start() {
       consumers = [consumeContactErasure(deps, (trx, contactId) => eraseContact(trx, contactId, deps.clock.now())), ...startConsumers(deps, ctx)];
-      if (options.enabled) timers!.start();
+      if (options.enabled) {
+        timers!.start();
+        campaigns!.start();
+      }
     },
     async stop() {
       await timers!.stop();
+      await campaigns!.stop();
       await Promise.allSettled(consumers.map((c) => c.stop()));
       await apollo.stop();
     },

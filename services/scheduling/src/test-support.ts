@@ -10,8 +10,21 @@ import {
   type Subscription,
 } from 'nats';
 import { sql } from 'kysely';
-import { createEvent, ensureStream, newId, publishEvent, serveRpc, type CloudEvent, type ContactSummary, type StreamName } from '@textloop/events';
-import { buildDeps, ManualClock, silentLogger, type ServiceDeps } from '@textloop/service-kit';
+import {
+  createEvent,
+  ensureStream,
+  newId,
+  publishEvent,
+  serveRpc,
+  type CloudEvent,
+  type ContactSummary,
+  type RpcRequest,
+  type StreamName,
+} from '@textloop/events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildDeps, ManualClock, silentLogger, type DatabaseTarget, type ServiceDeps } from '@textloop/service-kit';
 import { createTestDatabase, startTestNats, waitFor, type TestNats } from '@textloop/service-kit/testing';
 import type { Database } from './db/database';
 import { migrations } from './db/migrations';
@@ -41,6 +54,32 @@ export interface World {
   templates: Map<string, { category: string; variables: string[] }>;
   surveys: Map<string, string>;
   contacts: Map<string, ContactSummary>;
+  /** contacts' tags and days of inactivity, for rpc.contacts.audience */
+  profiles: Map<string, { tags: string[]; inactiveDays: number }>;
+  /** every rpc.contacts.audience request, in order */
+  audienceRequests: Array<RpcRequest<'rpc.contacts.audience'>>;
+  /** when set and returning a message, that audience request fails with it */
+  audienceFailure?: (request: RpcRequest<'rpc.contacts.audience'>, index: number) => string | undefined;
+}
+
+/** A contact the stand-in contacts service knows, with its tags and inactivity; returns its id. */
+export function addContact(
+  world: World,
+  contactId: string,
+  options: { tags?: string[]; inactiveDays?: number; country?: string; subscribed?: boolean; firstName?: string } = {},
+): string {
+  const n = world.contacts.size + 1;
+  world.contacts.set(contactId, {
+    contactId,
+    phone: `+1415${String(5_000_000 + n).padStart(7, '0')}`,
+    country: options.country ?? 'US',
+    timezone: 'America/New_York',
+    firstName: options.firstName ?? `Contact${n}`,
+    lastName: null,
+    subscribed: options.subscribed ?? true,
+  });
+  world.profiles.set(contactId, { tags: options.tags ?? [], inactiveDays: options.inactiveDays ?? 0 });
+  return contactId;
 }
 
 export interface Instance {
@@ -78,6 +117,8 @@ export const RECORDED_STREAMS: StreamName[] = ['MESSAGING', 'FEEDBACK', 'SCHEDUL
 export interface EnvOptions {
   /** The clock every instance of this environment uses; 2026-12-01T08:00:00Z unless given. */
   clock?: ManualClock;
+  /** Embedded PGlite instead of Postgres (what the platform runs on without DATABASE_URL); one instance at a time. */
+  pglite?: boolean;
 }
 
 /**
@@ -88,14 +129,15 @@ export interface EnvOptions {
 export async function startEnv(prefix: string, options: EnvOptions = {}): Promise<Env> {
   const clock = options.clock ?? new ManualClock('2026-12-01T08:00:00.000Z');
   const nats: TestNats = await startTestNats();
-  const database = await createTestDatabase(prefix);
+  const database = options.pglite ? pgliteDirectory(prefix) : await createTestDatabase(prefix);
+  const target: DatabaseTarget = 'dir' in database ? { kind: 'pglite', dir: database.dir } : { kind: 'postgres', url: database.url };
   const nc = await connect({ servers: nats.url });
   const jsm = await nc.jetstreamManager();
   const js = nc.jetstream();
   // The streams other services own exist before scheduling starts, as in a running platform.
   for (const stream of ['CONTACTS', 'EVENTS', 'MESSAGING', 'FEEDBACK', 'SCHEDULING'] as const) await ensureStream(jsm, stream);
 
-  const world: World = { templates: new Map(), surveys: new Map(), contacts: new Map() };
+  const world: World = { templates: new Map(), surveys: new Map(), contacts: new Map(), profiles: new Map(), audienceRequests: [] };
   const rpc: Subscription[] = [
     serveRpc(
       nc,
@@ -116,6 +158,32 @@ export async function startEnv(prefix: string, options: EnvOptions = {}): Promis
       'rpc.contacts.get',
       'contacts',
       async ({ ids }) => ({ contacts: ids.flatMap((id) => (world.contacts.has(id) ? [world.contacts.get(id)!] : [])) }),
+      silentLogger,
+    ),
+    // Contacts' audience paging as the contract describes it: AND of the criteria, tags ANY, keyset by contact id.
+    serveRpc(
+      nc,
+      'rpc.contacts.audience',
+      'contacts',
+      async (request) => {
+        const index = world.audienceRequests.push(request) - 1;
+        const failure = world.audienceFailure?.(request, index);
+        if (failure) throw new Error(failure);
+        const ids = request.contactIds ? new Set(request.contactIds) : undefined;
+        const matching = [...world.contacts.values()]
+          .filter((c) => {
+            const profile = world.profiles.get(c.contactId) ?? { tags: [], inactiveDays: 0 };
+            if (request.subscribedOnly && !c.subscribed) return false;
+            if (request.tags && !request.tags.some((t) => profile.tags.includes(t))) return false;
+            if (request.inactiveForDays && profile.inactiveDays < request.inactiveForDays) return false;
+            if (request.country && c.country !== request.country.toUpperCase()) return false;
+            if (ids && !ids.has(c.contactId)) return false;
+            return !request.after || c.contactId > request.after;
+          })
+          .sort((a, b) => (a.contactId < b.contactId ? -1 : 1));
+        const page = matching.slice(0, request.limit);
+        return { contacts: page, next: matching.length > page.length ? page[page.length - 1]!.contactId : null };
+      },
       silentLogger,
     ),
   ];
@@ -149,7 +217,7 @@ export async function startEnv(prefix: string, options: EnvOptions = {}): Promis
         name: 'scheduling',
         migrations,
         streams: ['SCHEDULING'],
-        target: { kind: 'postgres', url: database.url },
+        target,
         natsUrl: nats.url,
         logger: silentLogger,
         clock,
@@ -233,6 +301,11 @@ export async function startEnv(prefix: string, options: EnvOptions = {}): Promis
     },
   };
   return env;
+}
+
+function pgliteDirectory(prefix: string): { dir: string; drop(): Promise<void> } {
+  const dir = mkdtempSync(join(tmpdir(), `tl-${prefix}-`));
+  return { dir, drop: async () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** Asserts a GraphQL error with the contract code (and field); returns its message. */

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { enqueueEvents, type OutboxEntry } from '@textloop/service-kit';
 import { EVENT_SOURCE, type SchedulingContext } from './context';
 import type { MessageCategory, StoredStep } from './db/database';
+import { issueCodes, offerVariables, type CodeRequest, type IssuedCode } from './offers';
 
 export interface TimerOptions {
   /** rows claimed per transaction */
@@ -34,10 +35,20 @@ interface DueMessage {
   erased: boolean;
 }
 
-/** The command a due step sends; requestId = step id, so publishing it twice never acts twice. */
-export function commandForStep(row: DueStep): OutboxEntry {
+/**
+ * The command a due step sends; requestId = step id, so publishing it twice never acts twice. A
+ * SEND_MESSAGE step with an offer passes the code issued for it as variables.offer.
+ */
+export function commandForStep(row: DueStep, code?: IssuedCode): OutboxEntry {
   const step = row.steps[row.step_index]!;
-  const correlation = { automationId: row.automation_id, automationRunId: row.run_id, step: row.step_index, stepId: row.id };
+  const correlation = {
+    automationId: row.automation_id,
+    automationRunId: row.run_id,
+    step: row.step_index,
+    stepId: row.id,
+    // Only steps with an offer: messaging's first event then names the message the code went out in.
+    ...(code ? { offerCode: code.code } : {}),
+  };
   switch (step.type) {
     case 'SEND_MESSAGE':
       return {
@@ -48,7 +59,10 @@ export function commandForStep(row: DueStep): OutboxEntry {
           template: step.template,
           // Absent category: the template's own category applies.
           ...(step.category ? { category: step.category } : {}),
-          variables: { event: row.trigger_properties },
+          variables: {
+            event: row.trigger_properties,
+            ...(step.offer && code ? { offer: offerVariables(step.offer, code.code, code.expiresAt) } : {}),
+          },
           correlation,
         },
       } as OutboxEntry;
@@ -184,7 +198,15 @@ export class Timers {
       const live = due.rows.filter((r) => !r.erased);
       if (live.length === 0) return { claimed: due.rows.length, fired: 0 };
       const ids = live.map((r) => r.id);
-      const commands = live.map(commandForStep);
+      // Offer codes are issued now, in the transaction that writes the command carrying them.
+      const offers: CodeRequest[] = live.flatMap((r) => {
+        const step = r.steps[r.step_index];
+        return step?.type === 'SEND_MESSAGE' && step.offer
+          ? [{ key: r.id, offer: step.offer, contactId: r.contact_id, automationId: r.automation_id, runId: r.run_id, stepId: r.id }]
+          : [];
+      });
+      const codes = offers.length > 0 ? await issueCodes(trx, offers, now) : new Map<string, IssuedCode>();
+      const commands = live.map((r) => commandForStep(r, codes.get(r.id)));
       await trx.updateTable('scheduled_steps').set({ status: 'DONE', executed_at: now }).where('id', 'in', ids).execute();
       const completed = await trx
         .updateTable('automation_runs')

@@ -20,7 +20,14 @@ export interface StoredStep {
   delay?: string | null;
   relativeTo?: string | null;
   offset?: string | null;
-  offer?: { codePrefix: string; discountPercent?: number | null; validDays: number } | null;
+  offer?: StoredOffer | null;
+}
+
+/** An offer as stored on a step or a campaign, with the GraphQL field names. */
+export interface StoredOffer {
+  codePrefix: string;
+  discountPercent: number | null;
+  validDays: number;
 }
 
 export interface AutomationsTable {
@@ -32,6 +39,8 @@ export interface AutomationsTable {
   run_key: string | null;
   cancel_on: ColumnType<string[], string[] | undefined, string[]>;
   steps: Json<StoredStep[]>;
+  /** advice given when the automation was created (e.g. an offer the template does not show) */
+  warnings: ColumnType<string[], string | undefined, string>;
   created_at: CreatedAt;
 }
 
@@ -92,10 +101,100 @@ export interface ErasedContactsTable {
   erased_at: CreatedAt;
 }
 
+export type CampaignStatus = 'DRAFT' | 'SCHEDULED' | 'RUNNING' | 'COMPLETED' | 'CANCELED';
+export type RecipientStatus = 'PENDING' | 'SENT' | 'CANCELED';
+
+/** Who a campaign is for; the criteria are passed to rpc.contacts.audience (always subscribed only). */
+export interface StoredAudience {
+  tags?: string[] | null;
+  inactiveForDays?: number | null;
+  country?: string | null;
+  contactIds?: string[] | null;
+}
+
+export interface CampaignsTable {
+  id: string;
+  name: string;
+  status: ColumnType<CampaignStatus, CampaignStatus | undefined, CampaignStatus>;
+  template: string;
+  category: MessageCategory;
+  audience: Json<StoredAudience>;
+  offer: ColumnType<StoredOffer | null, string | null | undefined, string | null>;
+  warnings: ColumnType<string[], string | undefined, string>;
+  send_at: NullableTimestamp;
+  /** JSON of the resolution's position (see campaigns.ts); null before the first page */
+  resolve_cursor: ColumnType<string | null, string | null | undefined, string | null>;
+  /** an instance resolving the audience holds it until then; null: free to take */
+  resolve_lease_until: NullableTimestamp;
+  /** the last failure to resolve (contacts unreachable…); retried */
+  resolve_error: ColumnType<string | null, string | null | undefined, string | null>;
+  resolved_at: NullableTimestamp;
+  /** how many recipients the resolution found; null until it ends */
+  recipients: ColumnType<number | null, number | null | undefined, number | null>;
+  launched_at: NullableTimestamp;
+  completed_at: NullableTimestamp;
+  canceled_at: NullableTimestamp;
+  created_at: CreatedAt;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
+/** One contact of a campaign's audience: sent once (requestId = id), then followed by messaging's events. */
+export interface CampaignRecipientsTable {
+  id: string;
+  campaign_id: string;
+  /** null once the contact was erased */
+  contact_id: string | null;
+  status: ColumnType<RecipientStatus, RecipientStatus | undefined, RecipientStatus>;
+  offer_code: ColumnType<string | null, string | null | undefined, string | null>;
+  message_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** the latest status messaging reported (by rank, see attribution.ts) */
+  message_status: ColumnType<string | null, string | null | undefined, string | null>;
+  message_rank: ColumnType<number, number | undefined, number>;
+  /** numeric: read back as a decimal string */
+  price_amount: ColumnType<string | null, string | null | undefined, string | null>;
+  price_currency: ColumnType<string | null, string | null | undefined, string | null>;
+  sent_at: NullableTimestamp;
+  /** activity and STOPs until then count for this campaign: the offer's expiry, or sent_at + 30 days */
+  attribution_until: NullableTimestamp;
+  replied_at: NullableTimestamp;
+  opted_out_at: NullableTimestamp;
+  reactivated_at: NullableTimestamp;
+  created_at: CreatedAt;
+}
+
+/** A personal offer code: issued when its message is fired, redeemed by a tracked event carrying it. */
+export interface OfferCodesTable {
+  code: string;
+  contact_id: string | null;
+  campaign_id: string | null;
+  campaign_recipient_id: string | null;
+  automation_id: string | null;
+  run_id: string | null;
+  step_id: string | null;
+  /** the message that carried it, once messaging reported it */
+  message_id: ColumnType<string | null, string | null | undefined, string | null>;
+  discount_percent: number | null;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  redeemed_at: NullableTimestamp;
+  redeemed_event_id: ColumnType<string | null, string | null | undefined, string | null>;
+  reactivated_at: NullableTimestamp;
+}
+
+/** The global send budget of campaigns: one row, id 'global'. */
+export interface CampaignPacerTable {
+  id: string;
+  paced_until: NullableTimestamp;
+}
+
 export interface Database {
   automations: AutomationsTable;
   automation_runs: AutomationRunsTable;
   scheduled_steps: ScheduledStepsTable;
   scheduled_messages: ScheduledMessagesTable;
   erased_contacts: ErasedContactsTable;
+  campaigns: CampaignsTable;
+  campaign_recipients: CampaignRecipientsTable;
+  offer_codes: OfferCodesTable;
+  campaign_pacer: CampaignPacerTable;
 }

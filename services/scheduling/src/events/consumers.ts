@@ -4,6 +4,7 @@ import type { SchedulingContext } from '../context';
 import type { Database } from '../db/database';
 import { applyEvent, type TriggerEvent } from '../triggers';
 import { recordMessageStatus } from '../message-links';
+import { recordActivity, recordInbound } from '../attribution';
 
 type Data = Record<string, unknown>;
 
@@ -54,7 +55,9 @@ export function startConsumers(deps: ServiceDeps<Database>, ctx: SchedulingConte
       durable: 'scheduling-events',
       filterSubjects: ['events.>'],
       handle: async (event) => {
-        const data = event.data as { eventId: string; contactId: string; name: string; properties: Record<string, unknown> };
+        const data = event.data as { eventId: string; contactId: string; name: string; properties: Record<string, unknown>; occurredAt: string };
+        // Campaign and offer attribution: reactivation, redemption.
+        await recordActivity(ctx, data, new Date(event.time));
         await applyEvent(ctx, 'scheduling-events', {
           eventId: event.id,
           contactId: data.contactId,
@@ -78,6 +81,7 @@ export function startConsumers(deps: ServiceDeps<Database>, ctx: SchedulingConte
       filterSubjects: ['messaging.message.>'],
       handle: async (event, subject) => {
         await recordMessageStatus(ctx, subject, event.data);
+        if (subject === 'messaging.message.received') await recordInbound(ctx, event.data, new Date(event.time));
         await trigger('scheduling-messages')(event, subject);
       },
     }),

@@ -14,6 +14,8 @@ import {
 } from '../automations';
 import type { SchedulingContext } from '../context';
 import type { RunStatus } from '../db/database';
+import { automationOfferStats } from '../offers';
+import { campaignResolvers } from './campaigns';
 import { cancelScheduledMessage, findScheduledMessage, scheduleMessage, type ScheduledMessageRow, type ScheduleMessageInput } from '../scheduled-messages';
 
 function automationShape(row: AutomationRow) {
@@ -26,6 +28,7 @@ function automationShape(row: AutomationRow) {
     runKey: row.run_key,
     cancelOn: row.cancel_on,
     steps: row.steps,
+    warnings: row.warnings ?? [],
     createdAt: row.created_at.toISOString(),
   };
 }
@@ -70,8 +73,10 @@ function scheduledMessageShape(row: ScheduledMessageRow) {
 }
 
 export function createResolvers(ctx: SchedulingContext): GraphQLResolverMap<RequestContext> {
+  const campaigns = campaignResolvers(ctx);
   return {
     Query: {
+      ...campaigns.Query,
       automation: async (_: unknown, args: { id: string }) => {
         const row = await findAutomation(ctx.db, args.id);
         return row ? automationShape(row) : null;
@@ -85,11 +90,16 @@ export function createResolvers(ctx: SchedulingContext): GraphQLResolverMap<Requ
       },
     },
     Mutation: {
+      ...campaigns.Mutation,
       createAutomation: async (_: unknown, args: { input: AutomationInput }) => automationShape(await createAutomation(ctx, args.input)),
       setAutomationEnabled: async (_: unknown, args: { id: string; enabled: boolean }) =>
         automationShape(await setAutomationEnabled(ctx, args.id, args.enabled)),
       scheduleMessage: async (_: unknown, args: { input: ScheduleMessageInput }) => scheduledMessageShape(await scheduleMessage(ctx, args.input)),
       cancelScheduledMessage: async (_: unknown, args: { id: string }) => scheduledMessageShape(await cancelScheduledMessage(ctx, args.id)),
+    },
+    Campaign: campaigns.Campaign,
+    Automation: {
+      offerStats: (automation: ReturnType<typeof automationShape>) => automationOfferStats(ctx.db, automation.id),
     },
     Contact: {
       __resolveReference: (ref: { id: string }) => ({ id: ref.id }),
