@@ -1,7 +1,8 @@
 /**
- * `pnpm seed`: the example templates and automations of flows 1 and 2 (onboarding with a
- * verification code, order updates, appointment reminders), created through the gateway like an
- * admin would in the Sandbox. Safe to run again: what exists (by name) is left as it is.
+ * `pnpm seed`: the example templates and automations of flows 1, 2 and 4 (onboarding with a
+ * verification code, order updates, appointment reminders, a 30-day win-back offer), created
+ * through the gateway like an admin would in the Sandbox. Safe to run again: what exists (by
+ * name) is left as it is.
  *
  *   GATEWAY_URL      default http://127.0.0.1:$GATEWAY_PORT/graphql (4000)
  *   TEXTLOOP_API_KEY default dev-admin-key (the development key)
@@ -51,7 +52,15 @@ export const EXAMPLE_TEMPLATES = [
     category: 'TRANSACTIONAL',
     body: 'See you soon: your appointment starts at {{ event.startsAt | date: "%l:%M %p", contact.timezone }}.',
   },
+  {
+    name: 'win-back-30',
+    category: 'MARKETING',
+    body: 'Hi {{ contact.firstName | default: "there" }}, we miss you! Take {{ offer.discountPercent }}% off your next order with code {{ offer.code }}, valid until {{ offer.expiresAt | date: "%b %e", contact.timezone }}. Reply STOP to opt out.',
+  },
 ] as const;
+
+/** The offer of the win-back example: a unique BACK-XXXXXX code per contact, 20 % off, valid 14 days. */
+export const WIN_BACK_OFFER = { codePrefix: 'BACK', discountPercent: 20, validDays: 14 } as const;
 
 export function exampleAutomations(options: SeedOptions = {}) {
   return [
@@ -75,6 +84,13 @@ export function exampleAutomations(options: SeedOptions = {}) {
         { type: 'SEND_MESSAGE', template: 'appointment-reminder-24h', relativeTo: 'startsAt', offset: '-PT24H' },
         { type: 'SEND_MESSAGE', template: 'appointment-reminder-2h', relativeTo: 'startsAt', offset: '-PT2H' },
       ],
+    },
+    {
+      // contacts publishes contact.dormant { days } once per threshold (30/60/90) per inactivity spell.
+      name: 'Win-back after 30 days',
+      triggerEvent: 'contact.dormant',
+      triggerFilter: { days: 30 },
+      steps: [{ type: 'SEND_MESSAGE', template: 'win-back-30', offer: WIN_BACK_OFFER }],
     },
   ];
 }

@@ -14,7 +14,7 @@ beforeAll(async () => {
   const created = await seedExamples(gatewayClient(e2e.platform.urls.graphql, e2e.platform.devApiKey!), {
     quickStartDelay: `PT${QUICK_START_DELAY_S}S`,
   });
-  expect(created.automations).toHaveLength(5);
+  expect(created.automations).toHaveLength(6);
 }, 240_000);
 
 afterAll(async () => {

@@ -330,6 +330,12 @@ export async function resolveAudience(ctx: SchedulingContext, campaignId: string
       return true;
     });
     if (!written) return 'lost';
+    // The sender claims pending recipients through a partial index; with statistics from when the
+    // table was nearly empty the planner sorts every pending row per batch instead (seen at 100k:
+    // 200 ms a batch instead of 2 ms). Refresh them after the first page and when the audience is in
+    // (autovacuum may be off or late).
+    if (cursor.chunk === 0 && !cursor.after) await refreshRecipientStats(ctx);
+    else if (done) await refreshRecipientStats(ctx);
     ctx.outbox.kick();
     ctx.kickCampaigns();
     if (done) return 'done';
@@ -447,4 +453,12 @@ export async function eraseCampaignData(trx: Transaction<Database>, contactId: s
     .executeTakeFirst();
   const codes = await trx.updateTable('offer_codes').set({ contact_id: null }).where('contact_id', '=', contactId).executeTakeFirst();
   return Number(recipients.numUpdatedRows) + Number(codes.numUpdatedRows);
+}
+
+async function refreshRecipientStats(ctx: SchedulingContext): Promise<void> {
+  try {
+    await sql`analyze campaign_recipients`.execute(ctx.db);
+  } catch (err) {
+    ctx.logger.warn({ err: (err as Error).message }, 'could not analyze campaign_recipients');
+  }
 }
