@@ -5,6 +5,7 @@ import { buildDeps, ManualClock, silentLogger, type ServiceDeps, type ServiceIns
 import { createTestDatabase, startTestNats, waitFor, type TestNats } from '@textloop/service-kit/testing';
 import type { Database } from './db/database';
 import { migrations } from './db/migrations';
+import { npsCategory } from './nps';
 import { createServer } from './server';
 
 let nats: TestNats;
@@ -55,7 +56,10 @@ afterAll(async () => {
 
 async function insertResponse(surveyId: string, contactId: string, score: number, respondedAt: string, comment: string | null = null) {
   const id = newId();
-  await deps.db.insertInto('survey_responses').values({ id, survey_id: surveyId, contact_id: contactId, score, comment, responded_at: respondedAt }).execute();
+  await deps.db
+    .insertInto('survey_responses')
+    .values({ id, survey_id: surveyId, contact_id: contactId, score, category: npsCategory(score), comment, responded_at: respondedAt })
+    .execute();
   return id;
 }
 
@@ -186,10 +190,26 @@ describe('feedback subgraph', () => {
     ]);
   });
 
-  it('erases a deleted contact once, even when the event is delivered twice', async () => {
+  it('derives the stored category from the score, whatever the writer gives', async () => {
+    const created = await graphql(CREATE, { input: { name: 'Trigger', question: 'Score?' } });
+    const surveyId = created.data.createSurvey.id;
+    const rows = [
+      { id: newId(), survey_id: surveyId, contact_id: 'contact-t', score: 6, responded_at: '2026-11-22T10:00:00Z' },
+      { id: newId(), survey_id: surveyId, contact_id: 'contact-t', score: 7, category: 'PROMOTER' as const, responded_at: '2026-11-22T10:00:00Z' },
+    ];
+    await deps.db.insertInto('survey_responses').values(rows).execute();
+    await deps.db.updateTable('survey_responses').set({ score: 10 }).where('id', '=', rows[0]!.id).execute();
+    const stored = await deps.db.selectFrom('survey_responses').select(['score', 'category']).where('survey_id', '=', surveyId).orderBy('score').execute();
+    expect(stored).toEqual([
+      { score: 7, category: 'PASSIVE' },
+      { score: 10, category: 'PROMOTER' },
+    ]);
+  });
+
+  it("erases a deleted contact's link and comment once, even when the event is delivered twice, and keeps the score", async () => {
     const created = await graphql(CREATE, { input: { name: 'Erasure', question: 'Score?' } });
     const surveyId = created.data.createSurvey.id;
-    await insertResponse(surveyId, 'contact-to-erase', 3, '2026-11-22T10:00:00Z', 'Too slow');
+    const erased = await insertResponse(surveyId, 'contact-to-erase', 3, '2026-11-22T10:00:00Z', 'Too slow');
     const kept = await insertResponse(surveyId, 'contact-to-keep', 10, '2026-11-22T10:00:00Z');
     await ensureStream(deps.nats.jsm, 'CONTACTS');
     const event = createEvent({ source: 'textloop/contacts', type: 'contacts.contact.deleted', data: { contactId: 'contact-to-erase' } });
@@ -203,7 +223,15 @@ describe('feedback subgraph', () => {
       },
       { what: 'the contact to be erased', timeoutMs: 15_000 },
     );
-    const rest = await deps.db.selectFrom('survey_responses').select('id').where('survey_id', '=', surveyId).execute();
-    expect(rest).toEqual([{ id: kept }]);
+    const rest = await deps.db
+      .selectFrom('survey_responses')
+      .select(['id', 'contact_id', 'score', 'category', 'comment'])
+      .where('survey_id', '=', surveyId)
+      .orderBy('score')
+      .execute();
+    expect(rest).toEqual([
+      { id: erased, contact_id: null, score: 3, category: 'DETRACTOR', comment: null },
+      { id: kept, contact_id: 'contact-to-keep', score: 10, category: 'PROMOTER', comment: null },
+    ]);
   });
 });

@@ -4,7 +4,8 @@ import { consumeContactErasure, createHttpService, createSubgraphApollo, type Se
 import type { Database } from './db/database';
 import { eraseContact } from './surveys';
 import { createResolvers } from './resolvers';
-import { consumeSurveyCommands } from './events/consumers';
+import { consumeQuestionStatus, consumeReplies, consumeSurveyCommands } from './events/consumers';
+import { ExpirySweep } from './invitations';
 import { serveFeedbackRpc } from './rpc';
 
 const typeDefs = gql(readFileSync(new URL('./schema.graphql', import.meta.url), 'utf8'));
@@ -16,14 +17,22 @@ export function createServer(deps: ServiceDeps<Database>): ServiceInstance {
   const http = createHttpService({ logger: deps.logger, apollo, internalToken: deps.internalToken, health: deps.healthy });
   let consumers: Array<{ stop(): Promise<void> }> = [];
   let rpc: Array<{ unsubscribe(): void }> = [];
+  const sweep = new ExpirySweep(deps);
   return {
     http,
     async start() {
-      consumers = [consumeContactErasure(deps, eraseContact), await consumeSurveyCommands(deps)];
+      consumers = [
+        consumeContactErasure(deps, (trx, contactId) => eraseContact(trx, contactId, deps.clock.now())),
+        await consumeSurveyCommands(deps),
+        consumeReplies(deps),
+        consumeQuestionStatus(deps),
+      ];
       rpc = serveFeedbackRpc(deps);
+      sweep.start();
     },
     async stop() {
       for (const sub of rpc) sub.unsubscribe();
+      await sweep.stop();
       await Promise.allSettled(consumers.map((c) => c.stop()));
       await apollo.stop();
     },

@@ -1,8 +1,9 @@
-import type { Kysely, Selectable, Transaction } from 'kysely';
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { newId } from '@textloop/events';
-import { badInput, type Clock } from '@textloop/service-kit';
-import type { Database, SurveyResponsesTable, SurveysTable } from './db/database';
-import { isZero, parseDuration } from '@textloop/service-kit';
+import { badInput, isZero, parseDuration, type Clock } from '@textloop/service-kit';
+import type { Database, InvitationStatus, SurveyResponsesTable, SurveysTable } from './db/database';
+import { lockForErasure, recordErasure } from './erasure';
+import { liquidProblem } from './liquid-check';
 
 export type SurveyRow = Selectable<SurveysTable>;
 export type ResponseRow = Selectable<SurveyResponsesTable>;
@@ -42,13 +43,20 @@ function responseWindow(value: string | null | undefined): string {
   return text;
 }
 
+/** The texts are Liquid templates messaging renders with the contact's fields: broken ones are refused now, not when the survey goes out. */
+function template<T extends string | null>(text: T, field: string, what: string): T {
+  const problem = text === null ? null : liquidProblem(text);
+  if (problem) throw badInput(`${what} is not a template that can be sent: ${problem}`, field);
+  return text;
+}
+
 export async function createSurvey(db: Db, clock: Clock, input: SurveyInput): Promise<SurveyRow> {
   const row = {
     id: newId(),
     name: required(input.name, 'name', 'The survey name'),
-    question: required(input.question, 'question', 'The question'),
-    follow_up: optional(input.followUp),
-    thank_you: optional(input.thankYou),
+    question: template(required(input.question, 'question', 'The question'), 'question', 'The question'),
+    follow_up: template(optional(input.followUp), 'followUp', 'followUp'),
+    thank_you: template(optional(input.thankYou), 'thankYou', 'thankYou'),
     touchpoint: optional(input.touchpoint),
     response_window: responseWindow(input.responseWindow),
     created_at: clock.now(),
@@ -68,8 +76,25 @@ export function responsesOfContact(db: Db, contactId: string): Promise<ResponseR
   return db.selectFrom('survey_responses').selectAll().where('contact_id', '=', contactId).orderBy('responded_at', 'desc').orderBy('id', 'desc').execute();
 }
 
-/** Right to erasure: the contact's responses and comments go; surveys hold no personal data. */
-export async function eraseContact(db: Db, contactId: string): Promise<number> {
-  const result = await db.deleteFrom('survey_responses').where('contact_id', '=', contactId).executeTakeFirst();
-  return Number(result.numDeletedRows);
+/**
+ * Right to erasure (contacts.contact.deleted): the contact's personal link goes, the anonymous
+ * scores stay in the aggregates. Responses and invitations lose their contact (and a response its
+ * comment, which is the contact's own words); open invitations close, since no reply can be matched
+ * to them any more. The id is recorded so a send or reply racing the erasure writes nothing.
+ */
+export async function eraseContact(db: Transaction<Database>, contactId: string, at: Date): Promise<number> {
+  await lockForErasure(db, contactId);
+  await recordErasure(db, contactId, at);
+  const responses = await db.updateTable('survey_responses').set({ contact_id: null, comment: null }).where('contact_id', '=', contactId).executeTakeFirst();
+  await db
+    .updateTable('survey_invitations')
+    .set({
+      contact_id: null,
+      correlation: null,
+      awaiting: null,
+      status: sql<InvitationStatus>`case status when 'SENT' then 'EXPIRED' when 'ANSWERED' then 'COMPLETED' else status end`,
+    })
+    .where('contact_id', '=', contactId)
+    .execute();
+  return Number(responses.numUpdatedRows);
 }

@@ -136,7 +136,25 @@ export async function attachInbound(
   contactId: string,
   message: { id: string; created_at: Date },
 ): Promise<{ conversation: ConversationRow; change: ConversationChange; events: Entry[] }> {
+  const result = await openForActivity(trx, clock, contactId, { at: message.created_at, messageId: message.id });
+  await link(trx, result.conversation.id, message.id);
+  return result;
+}
+
+/**
+ * Something from the contact needs an agent (an inbound message, or survey feedback when messageId
+ * is null), inside the caller's transaction: opens the contact's conversation (the first time),
+ * reopens a RESOLVED one, and in any case makes it OPEN with `at` as its latest activity (when
+ * later). Returns the conversation, locked, and the events that report it.
+ */
+export async function openForActivity(
+  trx: Db,
+  clock: Clock,
+  contactId: string,
+  activity: { at: Date; messageId: string | null },
+): Promise<{ conversation: ConversationRow; change: ConversationChange; events: Entry[] }> {
   const now = clock.now();
+  const { at, messageId } = activity;
   let current = await trx.selectFrom('conversations').selectAll().where('contact_id', '=', contactId).forUpdate().executeTakeFirst();
   if (!current) {
     const created = await trx
@@ -146,7 +164,7 @@ export async function attachInbound(
         contact_id: contactId,
         status: 'OPEN',
         assignee: null,
-        last_message_at: message.created_at,
+        last_message_at: at,
         created_at: now,
         updated_at: now,
         resolved_at: null,
@@ -155,8 +173,7 @@ export async function attachInbound(
       .returningAll()
       .executeTakeFirst();
     if (created) {
-      await link(trx, created.id, message.id);
-      return { conversation: created, change: 'opened', events: [openedEvent(created, false, message.id), updatedEvent(created, 'opened', null, message.id)] };
+      return { conversation: created, change: 'opened', events: [openedEvent(created, false, messageId), updatedEvent(created, 'opened', null, messageId)] };
     }
     // Another message of this contact opened it a moment ago (its transaction has committed since).
     current = await trx.selectFrom('conversations').selectAll().where('contact_id', '=', contactId).forUpdate().executeTakeFirstOrThrow();
@@ -166,21 +183,20 @@ export async function attachInbound(
     .set({
       status: 'OPEN',
       resolved_at: null,
-      last_message_at: sql<Date>`greatest(last_message_at, ${message.created_at})`,
+      last_message_at: sql<Date>`greatest(last_message_at, ${at})`,
       updated_at: now,
     })
     .where('id', '=', current.id)
     .returningAll()
     .executeTakeFirstOrThrow();
-  await link(trx, conversation.id, message.id);
   if (current.status === 'RESOLVED') {
     return {
       conversation,
       change: 'reopened',
-      events: [openedEvent(conversation, true, message.id), updatedEvent(conversation, 'reopened', current.status, message.id)],
+      events: [openedEvent(conversation, true, messageId), updatedEvent(conversation, 'reopened', current.status, messageId)],
     };
   }
-  return { conversation, change: 'message', events: [updatedEvent(conversation, 'message', current.status, message.id)] };
+  return { conversation, change: 'message', events: [updatedEvent(conversation, 'message', current.status, messageId)] };
 }
 
 async function link(trx: Db, conversationId: string, messageId: string): Promise<void> {

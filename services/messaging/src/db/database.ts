@@ -152,6 +152,19 @@ export interface ConversationsTable {
   resolved_at: Timestamp | null;
 }
 
+/** A detractor's survey score (and later comment) shown on the contact's conversation; never sent. */
+export interface ConversationFeedbackTable {
+  /** feedback's survey response id */
+  response_id: string;
+  conversation_id: string;
+  survey_id: string;
+  score: number;
+  comment: string | null;
+  /** when the score arrived (the feedback event's time) */
+  at: Timestamp;
+  commented_at: Timestamp | null;
+}
+
 export interface Database {
   templates: TemplatesTable;
   contacts: ContactsTable;
@@ -163,4 +176,5 @@ export interface Database {
   verifications: VerificationsTable;
   keyword_replies: KeywordRepliesTable;
   conversations: ConversationsTable;
+  conversation_feedback: ConversationFeedbackTable;
 }

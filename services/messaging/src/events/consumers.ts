@@ -1,9 +1,12 @@
 import { startConsumer, startConsumerWhenReady, type RunningConsumer } from '@textloop/events';
 import type { ServiceDeps } from '@textloop/service-kit';
 import type { MessagingContext } from '../context';
+import { DETRACTOR_DURABLE } from '../conversation-feedback';
 import { UNHANDLED_REPLY_DURABLE } from '../conversations';
 import type { Database } from '../db/database';
 import { CONTACT_SUBJECTS, handleContactEvent } from './handlers/contacts';
+import { handleFeedbackComment } from './handlers/feedback.comment.recorded';
+import { handleDetractorDetected } from './handlers/feedback.detractor.detected';
 import { handleUnhandledReply } from './handlers/feedback.reply.unhandled';
 import { SendCommandBatcher } from './handlers/messaging.cmd.send';
 import { handleVerifyCommand } from './handlers/messaging.cmd.verify';
@@ -59,7 +62,20 @@ export async function startConsumers(deps: ServiceDeps<Database>, ctx: Messaging
       logger: deps.logger,
       handle: (event) => handleUnhandledReply(ctx, event),
     });
-    return [contacts, commands, verify, unhandledReplies];
+    // Detractors open a support conversation; their comments follow. One at a time, so a comment
+    // never overtakes the score it belongs to.
+    const detractors = startConsumerWhenReady({
+      js,
+      jsm,
+      stream: 'FEEDBACK',
+      durable: DETRACTOR_DURABLE,
+      filterSubjects: ['feedback.detractor.detected', 'feedback.comment.recorded'],
+      deliver: 'all',
+      maxInFlight: 1,
+      logger: deps.logger,
+      handle: (event, subject) => (subject === 'feedback.detractor.detected' ? handleDetractorDetected(ctx, event) : handleFeedbackComment(ctx, event)),
+    });
+    return [contacts, commands, verify, unhandledReplies, detractors];
   } catch (err) {
     await contacts.stop();
     throw err;

@@ -1,6 +1,7 @@
 import type { RequestContext, Role } from '@textloop/service-kit';
 import { batchLoader } from '../batch-loader';
 import type { MessagingContext } from '../context';
+import { feedbackOf, type ConversationFeedbackRow } from '../conversation-feedback';
 import {
   assignConversation,
   conversationById,
@@ -25,6 +26,10 @@ function toConversation(row: ConversationRow) {
 
 type GqlConversation = ReturnType<typeof toConversation>;
 
+function toFeedback(row: ConversationFeedbackRow) {
+  return { responseId: row.response_id, surveyId: row.survey_id, score: row.score, comment: row.comment, at: row.at, commentedAt: row.commented_at };
+}
+
 /**
  * Query.conversation(s), the conversation mutations, Conversation and Message.conversation; merged
  * into createResolvers. toMessage maps message rows the same way as everywhere else.
@@ -32,6 +37,7 @@ type GqlConversation = ReturnType<typeof toConversation>;
 export function conversationResolvers<M extends { conversationId: string | null }>(ctx: MessagingContext, allow: Allow, toMessage: (row: MessageRow) => M) {
   const conversationOf = batchLoader((ids: string[]) => conversationsByIds(ctx, ids));
   const threadOf = batchLoader((ids: string[]) => threadsOf(ctx, ids));
+  const feedbackOfConversation = batchLoader((ids: string[]) => feedbackOf(ctx, ids));
 
   return {
     Query: {
@@ -70,6 +76,7 @@ export function conversationResolvers<M extends { conversationId: string | null 
       },
       contact: (c: GqlConversation) => ({ __typename: 'Contact', id: c.contactId }),
       messages: async (c: GqlConversation) => ((await threadOf(c.id)) ?? []).map(toMessage),
+      feedback: async (c: GqlConversation) => ((await feedbackOfConversation(c.id)) ?? []).map(toFeedback),
     },
     Message: {
       conversation: async (m: M) => {
