@@ -5,6 +5,9 @@
 //   pnpm bench bulk-send             one (or several: pnpm bench timers bulk-send)
 //   pnpm bench bulk-send --messages 2000
 //   pnpm bench timers --steps 20000 --lag-steps 500
+//   pnpm bench nps --responses 200000 --explain
+//   pnpm bench inbound --inbound-messages 2000 --handsets 400
+//   pnpm bench campaign --recipients 20000
 //
 // Options after the names go to every benchmark run; each reads its own and ignores the others'.
 import { spawn } from 'node:child_process';
@@ -13,6 +16,10 @@ import { fileURLToPath } from 'node:url';
 const BENCHMARKS: Record<string, { file: string; what: string }> = {
   'bulk-send': { file: 'bulk-send.ts', what: 'sendMessages through the gateway until DELIVERED, against the floor' },
   timers: { file: 'timers.ts', what: 'steps due in the same minute fired and sent; timer lag at distinct times' },
+  nps: { file: 'nps.ts', what: 'npsReport over 1,000,000 survey responses through feedback GraphQL (p50/max per query)' },
+  inbound: { file: 'inbound.ts', what: 'inbound SMS from new handsets straight to the webhook, with redeliveries: none lost or duplicated' },
+  dormancy: { file: 'dormancy.ts', what: 'runDormancySweep and contacts(filter: { inactiveForDays }) over 1,000,000 contacts; audience RPC paging' },
+  campaign: { file: 'campaign.ts', what: 'a 100,000-recipient campaign with offer codes: launch → resolved → sent → DELIVERED' },
 };
 
 const args = process.argv.slice(2);

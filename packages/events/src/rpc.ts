@@ -34,6 +34,32 @@ export const rpcMethods = {
     request: z.object({ phone: z.string().regex(/^\+[1-9]\d{6,14}$/, 'must be E.164, e.g. +14155550100'), source: z.string().min(1).max(100) }),
     response: z.object({ contact: contactSummary, created: z.boolean() }),
   },
+  /**
+   * contacts: one page of an audience (campaigns), in contact id order. Criteria combine with AND;
+   * leave one out not to filter by it. `tags`: the contact has ANY of them (an empty list matches
+   * nobody). `inactiveForDays`: lastActiveAt, or createdAt when never active, at least this many
+   * days ago. `country`: ISO 3166-1 alpha-2 of the phone. `contactIds`: only these (unknown ids are
+   * left out; an empty list matches nobody). `subscribedOnly` (default true) leaves out unsubscribed
+   * contacts. Page with `after` = the previous page's `next` (the last contact id it returned)
+   * until `next` is null. A page holds at most `limit` contacts, fewer when they would not fit in
+   * one NATS message; criteria are evaluated per page, so contacts that change while paging may
+   * join or leave later pages.
+   */
+  'rpc.contacts.audience': {
+    request: z.object({
+      tags: z.array(z.string().trim().min(1).max(100)).max(100).optional(),
+      inactiveForDays: z.number().int('inactiveForDays must be a whole number of days').min(1, 'inactiveForDays must be 1 or more').optional(),
+      country: z
+        .string()
+        .regex(/^[A-Za-z]{2}$/, 'country must be an ISO 3166-1 alpha-2 code, e.g. US')
+        .optional(),
+      contactIds: z.array(z.string().min(1)).max(10_000).optional(),
+      subscribedOnly: z.boolean().default(true),
+      after: z.string().min(1).nullish(),
+      limit: z.number().int().min(1).max(5_000).default(1_000),
+    }),
+    response: z.object({ contacts: z.array(contactSummary), next: z.string().nullish() }),
+  },
   /** messaging: which of these template names exist, with the variables each body reads. */
   'rpc.messaging.templates': {
     request: z.object({ names: z.array(z.string()).max(1000) }),

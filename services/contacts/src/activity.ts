@@ -13,14 +13,20 @@ const MAX_KEY_LENGTH = 255;
 const MAX_PROPERTIES_BYTES = 64 * 1024;
 
 /**
- * Moves last_active_at forward to `at` (never back). Activity newer than the start of the
- * current inactivity spell starts a new spell, so the dormancy flags of the old one are cleared.
+ * Activity (a tracked event, an inbound message, a verification): moves last_active_at forward to
+ * `at`, never back, so an event whose occurredAt is older than the known activity changes nothing.
+ * Activity after the start of the current inactivity spell ends that spell: dormant_days goes back
+ * to 0 and the thresholds are announced again, counted from the new activity. The one case where
+ * the spell start moves back: a contact never active before gets activity from before it was
+ * created (history from the application); that only tells when its spell began, so the
+ * thresholds already announced stay announced.
  */
 export async function recordActivity(trx: Transaction<Database>, contactId: string, at: Date): Promise<ContactRow | undefined> {
   return trx
     .updateTable('contacts')
     .set({
-      dormant_notified_days: sql<number[]>`case when ${at}::timestamptz > ${spellStart} then '{}'::integer[] else dormant_notified_days end`,
+      // Both right-hand sides read the row as it was before this update.
+      dormant_days: sql<number>`case when ${at}::timestamptz > ${spellStart} then 0 else dormant_days end`,
       last_active_at: sql<Date>`greatest(last_active_at, ${at}::timestamptz)`,
     })
     .where('id', '=', contactId)

@@ -3,7 +3,7 @@ import { newId } from '@textloop/events';
 import { badInput, conflict, isUniqueViolation, notFound, type ServiceDeps } from '@textloop/service-kit';
 import type { ContactRow, ContactsTable, Database } from './db/database';
 import { contactSnapshot, publishInTransaction } from './events/publish';
-import { decodeCursor, encodeCursor, pageSize } from './pagination';
+import { decodeCursor, encodeCursor, pageSize, type CursorPosition } from './pagination';
 import {
   FALLBACK_TIMEZONE,
   mergeAttributes,
@@ -20,8 +20,14 @@ export type ContactsDeps = Pick<ServiceDeps<Database>, 'db' | 'clock' | 'outbox'
 
 export const DAY_MS = 24 * 60 * 60 * 1000;
 
-/** Start of the current inactivity spell: the latest activity, or creation when never active since. */
-export const spellStart = sql<Date>`greatest(last_active_at, created_at)`;
+/**
+ * Start of the current inactivity spell: the latest activity, or creation for a contact never
+ * active. Activity that occurred before the contact was created (trackEvent with a past
+ * occurredAt, e.g. history from the application) counts: such a contact has been inactive since
+ * then. This exact expression leads contacts_inactivity_idx, which the dormancy sweep, the
+ * inactiveForDays filter and the audience RPC use; keep them identical.
+ */
+export const spellStart = sql<Date>`coalesce(last_active_at, created_at)`;
 
 export function contactNotFound(id: string) {
   return notFound(`No contact has id "${id}"; look it up with contacts(filter: { search }) or contactByPhone`);
@@ -101,7 +107,7 @@ export function newContactRow(data: ContactData, now: Date, id: string = newId()
     unsubscribed_at: null,
     phone_verified: false,
     last_active_at: null,
-    dormant_notified_days: [],
+    dormant_days: 0,
     created_at: now,
     updated_at: now,
   };
@@ -260,15 +266,24 @@ function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
+/** inactiveForDays is a whole number of days, 1 or more (0 would match every contact). */
+export function checkInactiveForDays(days: number): void {
+  if (!Number.isInteger(days) || days < 1) {
+    throw badInput(`inactiveForDays must be a whole number of days, 1 or more (e.g. 30); got ${days}`, 'inactiveForDays');
+  }
+}
+
+/** The inactiveForDays condition; a range on the leading column of contacts_inactivity_idx. */
+export function inactiveSince(days: number, now: Date): Expression<SqlBool> {
+  return sql<SqlBool>`${spellStart} <= ${new Date(now.getTime() - days * DAY_MS)}`;
+}
+
 function filterConditions(eb: ExpressionBuilder<Database, 'contacts'>, filter: ContactFilter, now: Date): Expression<SqlBool>[] {
   const conditions: Expression<SqlBool>[] = [];
   if (filter.tag != null) conditions.push(sql<SqlBool>`tags @> array[${filter.tag.trim()}]::text[]`);
   if (filter.subscribed != null) conditions.push(eb('subscribed', '=', filter.subscribed));
   if (filter.country != null) conditions.push(eb('country', '=', filter.country.trim().toUpperCase()));
-  if (filter.inactiveForDays != null) {
-    const cutoff = new Date(now.getTime() - filter.inactiveForDays * DAY_MS);
-    conditions.push(sql<SqlBool>`${spellStart} <= ${cutoff}`);
-  }
+  if (filter.inactiveForDays != null) conditions.push(inactiveSince(filter.inactiveForDays, now));
   const search = filter.search?.trim();
   if (search) {
     const pattern = `%${escapeLike(search)}%`;
@@ -294,6 +309,28 @@ export interface ContactPage {
   totalCount: number;
 }
 
+/**
+ * The two queries behind contacts(): one page in (created_at, id) order and the total. With
+ * inactiveForDays the count is a range scan of contacts_inactivity_idx's leading column.
+ */
+export function contactPageQueries(db: Kysely<Database>, filter: ContactFilter, limit: number, position: CursorPosition | undefined, now: Date) {
+  return {
+    rows: db
+      .selectFrom('contacts')
+      .selectAll()
+      .where((eb) =>
+        eb.and([...filterConditions(eb, filter, now), ...(position ? [sql<SqlBool>`(created_at, id) > (${position.createdAt}, ${position.id})`] : [])]),
+      )
+      .orderBy('created_at')
+      .orderBy('id')
+      .limit(limit + 1),
+    count: db
+      .selectFrom('contacts')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where((eb) => eb.and(filterConditions(eb, filter, now))),
+  };
+}
+
 export async function listContacts(
   deps: ContactsDeps,
   filter: ContactFilter | null | undefined,
@@ -303,25 +340,9 @@ export async function listContacts(
   const limit = pageSize(first);
   const position = after ? decodeCursor(after) : undefined;
   const f = filter ?? {};
-  if (f.inactiveForDays != null && (!Number.isInteger(f.inactiveForDays) || f.inactiveForDays < 0)) {
-    throw badInput('inactiveForDays must be a whole number of days, 0 or more', 'inactiveForDays');
-  }
-  const now = deps.clock.now();
-  const [rows, count] = await Promise.all([
-    deps.db
-      .selectFrom('contacts')
-      .selectAll()
-      .where((eb) => eb.and([...filterConditions(eb, f, now), ...(position ? [sql<SqlBool>`(created_at, id) > (${position.createdAt}, ${position.id})`] : [])]))
-      .orderBy('created_at')
-      .orderBy('id')
-      .limit(limit + 1)
-      .execute(),
-    deps.db
-      .selectFrom('contacts')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where((eb) => eb.and(filterConditions(eb, f, now)))
-      .executeTakeFirstOrThrow(),
-  ]);
+  if (f.inactiveForDays != null) checkInactiveForDays(f.inactiveForDays);
+  const queries = contactPageQueries(deps.db, f, limit, position, deps.clock.now());
+  const [rows, count] = await Promise.all([queries.rows.execute(), queries.count.executeTakeFirstOrThrow()]);
   const page = rows.slice(0, limit);
   const last = page[page.length - 1];
   return {

@@ -154,7 +154,7 @@ const CONTACT_COLUMN_TYPES = {
   unsubscribed_at: 'timestamptz',
   phone_verified: 'boolean',
   last_active_at: 'timestamptz',
-  dormant_notified_days: 'integer[]',
+  dormant_days: 'integer',
   created_at: 'timestamptz',
   updated_at: 'timestamptz',
   // never changed by an import (not in the conflict update below); null for new contacts

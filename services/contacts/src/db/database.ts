@@ -21,8 +21,12 @@ export interface ContactsTable {
   unsubscribed_at: Date | null;
   phone_verified: boolean;
   last_active_at: Date | null;
-  /** Dormancy thresholds (days) already announced in the current inactivity spell. */
-  dormant_notified_days: number[];
+  /**
+   * The highest dormancy threshold (days) announced in the current inactivity spell, 0 when none.
+   * The spell starts at coalesce(last_active_at, created_at); activity after that start ends it
+   * and resets this to 0.
+   */
+  dormant_days: ColumnType<number, number | undefined, number>;
   created_at: Date;
   updated_at: Date;
   /**
