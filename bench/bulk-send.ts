@@ -6,47 +6,28 @@
 // postgres://root@127.0.0.1:5432/) and a private nats-server, sends N messages to distinct
 // simulator handsets with the batch mutation sendMessages through the gateway, and times from the
 // first request until every message is DELIVERED in messaging's database.
-import pg from 'pg';
-import { createTestDatabase, startTestNats } from '@textloop/service-kit/testing';
-import { startPlatform } from '../scripts/platform';
+import { log, option, runMain, sleep, startBenchPlatform, withTeardown } from './support';
 import { measureFloor } from './floor';
 
-const argIndex = process.argv.indexOf('--messages');
-const N = Number(argIndex > 0 ? process.argv[argIndex + 1] : (process.env.BENCH_MESSAGES ?? 10_000));
+const N = option('--messages', 10_000, 'BENCH_MESSAGES');
 const CHUNK = 500;
 const IN_FLIGHT = 4;
 const SIM_KEY = 'textloop-sim';
 const SIM_SECRET = 'textloop-sim-secret';
-const SERVICES = ['contacts', 'messaging', 'scheduling', 'feedback'] as const;
 
-const log = (line: string) => process.stderr.write(`${line}\n`);
 const phones = (prefix: string) => Array.from({ length: N }, (_, i) => `${prefix}${String(i).padStart(4, '0')}`);
 
 async function main() {
   if (!Number.isInteger(N) || N < 1 || N > 10_000) throw new Error('--messages must be 1..10000 (distinct handsets come from one 10,000-number block)');
   log(`bench: starting the platform on PostgreSQL (${N.toLocaleString()} messages)…`);
-  const nats = await startTestNats();
-  const databases = await Promise.all(SERVICES.map((s) => createTestDatabase(`bench_${s}`)));
-  const floorDb = await createTestDatabase('bench_floor');
-  const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn' };
-  delete env.API_KEYS;
-  SERVICES.forEach((s, i) => (env[`${s.toUpperCase()}_DATABASE_URL`] = databases[i]!.url));
-  const platform = await startPlatform({ env, ports: 'free', natsUrl: nats.url, quiet: true });
-  const messagingDb = new pg.Pool({ connectionString: databases[1]!.url, max: 2 });
-  messagingDb.on('error', (err) => log(`bench: idle database connection failed: ${err.message}`));
-  try {
-    const gql = async (query: string, variables: Record<string, unknown>) => {
-      const res = await fetch(platform.urls.graphql, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${platform.devApiKey}` },
-        body: JSON.stringify({ query, variables }),
-      });
-      const body = (await res.json()) as { errors?: unknown[] };
-      if (body.errors) throw new Error(JSON.stringify(body.errors));
-    };
+  await withTeardown(async (teardown) => {
+    const bench = await startBenchPlatform(teardown);
+    const { platform, gql, alive } = bench;
+    const floorDb = await teardown.database('bench_floor');
+    const messagingDb = bench.pool('messaging', 2);
     // Warm-up: first requests pay for query planning and connection set-up.
     await gql('mutation($i: [SendMessageInput!]!) { sendMessages(inputs: $i) { id } }', { i: [{ to: '+14165559999', body: 'warm-up' }] });
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
 
     const targets = phones('+1415555');
     const started = performance.now();
@@ -54,6 +35,7 @@ async function main() {
     await Promise.all(
       Array.from({ length: IN_FLIGHT }, async () => {
         while (next < N) {
+          alive();
           const slice = targets.slice(next, next + CHUNK);
           next += CHUNK;
           await gql('mutation($i: [SendMessageInput!]!) { sendMessages(inputs: $i) { id } }', {
@@ -67,6 +49,7 @@ async function main() {
     let delivered = 0;
     let lastShown = 0;
     for (;;) {
+      alive();
       const { rows } = await messagingDb.query(`select count(*)::int as n from messages where status = 'DELIVERED' and to_number like '+1415555%'`);
       delivered = rows[0].n;
       if (delivered >= N) break;
@@ -75,7 +58,7 @@ async function main() {
         lastShown = performance.now();
       }
       if (performance.now() - started > 300_000) throw new Error(`only ${delivered} of ${N} delivered after 5 minutes`);
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
     const seconds = (performance.now() - started) / 1000;
     const { rows: lat } = await messagingDb.query(
@@ -107,15 +90,7 @@ async function main() {
     console.log(`\n| ${'measure'.padEnd(w)} | value |\n| ${'-'.repeat(w)} | --- |`);
     for (const [k, v] of rows) console.log(`| ${k.padEnd(w)} | ${v} |`);
     console.log(`\ntarget: ≥ 2,000 msg/s end to end — ${rate >= 2000 ? 'met' : 'NOT met'}`);
-  } finally {
-    await messagingDb.end();
-    await platform.stop();
-    await nats.stop();
-    for (const d of [...databases, floorDb]) await d.drop();
-  }
+  });
 }
 
-main().catch((err) => {
-  console.error(`bench failed: ${err instanceof Error ? err.message : err}`);
-  process.exit(1);
-});
+runMain(main);

@@ -14,37 +14,36 @@
 // campaign_recipients.sent_at), every message accepted by messaging (messages.created_at) and
 // every message DELIVERED (messages.delivered_at); then how long the campaign's stats through the
 // gateway take to show them all. It checks one message and one distinct code per contact.
-import { connect, type JetStreamManager } from 'nats';
-import pg from 'pg';
-import { createTestDatabase, startTestNats } from '@textloop/service-kit/testing';
 import { normalizePhone } from '@textloop/sms';
-import { startPlatform, type ProcessExit } from '../scripts/platform';
-import { cpuShares, sampleCpu, type CpuSample } from './cpu';
+import {
+  CpuPhases,
+  NOT_DELIVERED,
+  consumerBacklogs,
+  cpuTable,
+  failureSummary,
+  fmt,
+  importContacts,
+  log,
+  messageStatuses,
+  option,
+  runMain,
+  secs,
+  sleep,
+  startBenchPlatform,
+  table,
+  withTeardown,
+} from './support';
 
-function option(flag: string, envName: string, fallback: number): number {
-  const i = process.argv.indexOf(flag);
-  const raw = i > 0 ? process.argv[i + 1] : process.env[envName];
-  return raw === undefined || raw.trim() === '' ? fallback : Number(raw);
-}
-
-const N = option('--recipients', 'BENCH_RECIPIENTS', 100_000);
+const N = option('--recipients', 100_000, 'BENCH_RECIPIENTS');
 /** Twenty area codes × the 10,000 numbers of their 555 exchange: up to 200,000 distinct, valid US numbers. */
 const AREA_CODES = [212, 213, 312, 415, 512, 617, 702, 713, 808, 917, 202, 206, 215, 303, 305, 404, 503, 602, 614, 718];
 const MAX_RECIPIENTS = AREA_CODES.length * 10_000;
-const IMPORT_CHUNK = 10_000; // importContacts' limit per call
-const IMPORT_IN_FLIGHT = 3;
 const RATE = 100_000;
 const TAG = 'bench';
 const TEMPLATE = 'bench-win-back';
 const PROGRESS_MS = 3_000;
 const TIMEOUT_MS = 20 * 60_000;
-const SERVICES = ['contacts', 'messaging', 'scheduling', 'feedback'] as const;
-const NOT_DELIVERED = ['UNDELIVERED', 'FAILED', 'EXPIRED', 'SUPPRESSED', 'CANCELED'];
 
-const log = (line: string) => process.stderr.write(`${line}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const fmt = (n: number) => Math.round(n).toLocaleString('en');
-const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const rate = (count: number, ms: number) => `${fmt(count / (ms / 1000))} msg/s`;
 const phoneOf = (i: number) => `+1${AREA_CODES[i % AREA_CODES.length]}555${String(Math.floor(i / AREA_CODES.length)).padStart(4, '0')}`;
 
@@ -58,103 +57,21 @@ async function main() {
   });
 
   log(`bench: starting the platform on PostgreSQL (a campaign to ${fmt(N)} contacts, CAMPAIGN_RATE_PER_SECOND=${fmt(RATE)})…`);
-  const cleanup: Array<() => Promise<unknown>> = [];
-  let interrupted = false;
-  const onSignal = () => (interrupted = true);
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    const nats = await startTestNats();
-    cleanup.unshift(() => nats.stop());
-    const databases = await Promise.all(SERVICES.map((s) => createTestDatabase(`bench_${s}`)));
-    cleanup.unshift(() => Promise.all(databases.map((d) => d.drop())));
-    const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn', CAMPAIGN_RATE_PER_SECOND: String(RATE) };
-    delete env.API_KEYS;
-    SERVICES.forEach((s, i) => (env[`${s.toUpperCase()}_DATABASE_URL`] = databases[i]!.url));
-    const platform = await startPlatform({ env, ports: 'free', natsUrl: nats.url, quiet: true });
-    cleanup.unshift(() => platform.stop());
-    let crashed: ProcessExit | undefined;
-    void platform.unexpectedExit.then((exit) => (crashed = exit));
-    const alive = () => {
-      if (interrupted) throw new Error('interrupted');
-      if (crashed) throw new Error(`${crashed.name} exited (${crashed.signal ?? crashed.code}):\n${crashed.lastLines.join('\n')}`);
-    };
-
-    const pool = (url: string) => {
-      const p = new pg.Pool({ connectionString: url, max: 3 });
-      p.on('error', (err) => log(`bench: idle database connection failed: ${err.message}`));
-      cleanup.unshift(() => p.end());
-      return p;
-    };
-    const messagingDb = pool(databases[1]!.url);
-    const schedulingDb = pool(databases[2]!.url);
-    const nc = await connect({ servers: nats.url });
-    cleanup.unshift(() => nc.close());
-    const jsm = await nc.jetstreamManager();
-
-    const gql = async <T = any>(query: string, variables: Record<string, unknown> = {}): Promise<T> => {
-      const res = await fetch(platform.urls.graphql, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${platform.devApiKey}` },
-        body: JSON.stringify({ query, variables }),
-      });
-      const body = (await res.json()) as { data?: T; errors?: unknown[] };
-      if (body.errors || !body.data) throw new Error(JSON.stringify(body.errors ?? body));
-      return body.data;
-    };
-
-    const databaseLabels = Object.fromEntries(SERVICES.map((s, i) => [new URL(databases[i]!.url).pathname.slice(1), `postgres (${s})`]));
-    const cpu = () => sampleCpu(schedulingDb, databaseLabels);
-    const phases: Array<{ name: string; from?: CpuSample; to?: CpuSample }> = [];
+  await withTeardown(async (teardown) => {
+    const bench = await startBenchPlatform(teardown, { CAMPAIGN_RATE_PER_SECOND: String(RATE) });
+    const { gql, alive } = bench;
+    const messagingDb = bench.pool('messaging', 3);
+    const schedulingDb = bench.pool('scheduling', 3);
+    const jsm = await (await bench.connectNats()).jetstreamManager();
+    const phases = new CpuPhases(schedulingDb, bench.databaseLabels);
 
     // ── a. contacts ────────────────────────────────────────────────────────────────────────────
-    const importPhase = { name: 'import → projected', from: await cpu() } as (typeof phases)[number];
-    phases.push(importPhase);
-    const importStarted = performance.now();
-    let next = 0;
-    let imported = 0;
-    await Promise.all(
-      Array.from({ length: IMPORT_IN_FLIGHT }, async () => {
-        while (next < N) {
-          const start = next;
-          next += IMPORT_CHUNK;
-          const slice = phones.slice(start, start + IMPORT_CHUNK);
-          // Half the contacts have a first name, so the template's default filter is exercised too.
-          const contacts = slice.map((phone, k) => ({ phone, tags: [TAG], ...((start + k) % 2 === 0 ? { firstName: `Bench${start + k}` } : {}) }));
-          const { importContacts: result } = await gql<{ importContacts: { created: number; failed: Array<{ index: number; message: string }> } }>(
-            'mutation($c: [CreateContactInput!]!) { importContacts(contacts: $c) { created failed { index message } } }',
-            { c: contacts },
-          );
-          if (result.failed.length > 0) throw new Error(`importContacts rejected ${result.failed.length} rows; first: ${result.failed[0]!.message}`);
-          if (result.created !== slice.length) throw new Error(`importContacts created ${result.created} of ${slice.length} (fresh database, all new numbers)`);
-          imported += slice.length;
-          log(`bench:   imported ${fmt(imported)} / ${fmt(N)} contacts`);
-        }
-      }),
-    );
-    log(`bench: imported ${fmt(N)} contacts in ${secs(performance.now() - importStarted)}; waiting for messaging and scheduling to see them…`);
+    const importPhase = await phases.start('import → projected');
     // Messaging needs every contact in its projection before the send commands arrive (else each
     // waits CONTACT_WAIT_MS and is retried), and scheduling's contacts consumer (contact.created is
     // a built-in trigger) should be idle so that catching up does not run into the measurement.
-    const projectionDeadline = performance.now() + 10 * 60_000;
-    for (let shown = 0; ;) {
-      alive();
-      const { rows } = await messagingDb.query('select count(*)::int as n from contacts');
-      const projected: number = rows[0].n;
-      const consumers = await consumerBacklogs(jsm, 'CONTACTS');
-      const busy = consumers.filter((c) => c.backlog > 0);
-      const present = ['messaging-contacts', 'scheduling-contacts'].every((d) => consumers.some((c) => c.name === d));
-      if (projected >= N && present && busy.length === 0) break;
-      if (performance.now() - shown > PROGRESS_MS) {
-        const backlog = consumers.map((c) => `${c.name} ${fmt(c.backlog)}`).join(', ');
-        log(`bench:   messaging's projection has ${fmt(projected)} / ${fmt(N)}; CONTACTS backlog: ${backlog || 'no consumers yet'}`);
-        shown = performance.now();
-      }
-      if (performance.now() > projectionDeadline) throw new Error(`messaging's projection had ${projected} of ${N} contacts after 10 minutes`);
-      await sleep(500);
-    }
-    importPhase.to = await cpu();
-    log(`bench: messaging and scheduling have seen all ${fmt(N)} contacts (${secs(performance.now() - importStarted)} after the first import)`);
+    await importContacts(bench, messagingDb, jsm, phones, [TAG]);
+    await phases.end(importPhase);
 
     // ── b. policy, template, campaign ───────────────────────────────────────────────────────────
     // Quiet hours off, so every message goes now whatever the time of day (MARKETING would otherwise
@@ -176,8 +93,7 @@ async function main() {
     await sleep(1000);
 
     // ── c. launch → resolved → sent → delivered ─────────────────────────────────────────────────
-    const runPhase = { name: 'launch → all delivered', from: await cpu() } as (typeof phases)[number];
-    phases.push(runPhase);
+    const runPhase = await phases.start('launch → all delivered');
     const L = Date.now();
     const { launchCampaign } = await gql<{ launchCampaign: { status: string } }>('mutation($id: ID!) { launchCampaign(id: $id) { status } }', {
       id: campaignId,
@@ -194,12 +110,12 @@ async function main() {
            from campaigns c where c.id = $1`,
         [campaignId],
       );
-      const statuses = await messageStatuses(messagingDb, campaignId);
+      const statuses = await messageStatuses(messagingDb, 'campaignId', campaignId);
       const delivered = statuses.DELIVERED ?? 0;
       const lost = NOT_DELIVERED.reduce((sum, s) => sum + (statuses[s] ?? 0), 0);
       if (c[0].status === 'COMPLETED' && delivered + lost >= N) {
-        runPhase.to = await cpu();
-        if (lost > 0) throw new Error(`${lost} of ${N} messages did not deliver: ${await failureSummary(messagingDb, campaignId)}`);
+        await phases.end(runPhase);
+        if (lost > 0) throw new Error(`${lost} of ${N} messages did not deliver: ${await failureSummary(messagingDb, 'campaignId', campaignId)}`);
         break;
       }
       if (Date.now() - shown > PROGRESS_MS) {
@@ -292,63 +208,8 @@ async function main() {
         `campaign_recipients.sent_at, the last messages.created_at and delivered_at). At the default CAMPAIGN_RATE_PER_SECOND=50 the ` +
         `same campaign would take ${fmt(N / 50 / 60)} minutes to send by design.`,
     );
-    cpuTable(phases);
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    log('bench: stopping the platform and dropping the databases…');
-    for (const step of cleanup) await step().catch((err: unknown) => log(`bench: clean-up failed: ${err instanceof Error ? err.message : err}`));
-  }
+    cpuTable(phases.list);
+  }, 'bench: stopping the platform and dropping the databases…');
 }
 
-/** Consumers of a stream and how many events each has still to handle. */
-async function consumerBacklogs(jsm: JetStreamManager, stream: string): Promise<Array<{ name: string; backlog: number }>> {
-  try {
-    const list = await jsm.consumers.list(stream).next();
-    return list.map((c) => ({ name: c.name, backlog: c.num_pending + c.num_ack_pending }));
-  } catch {
-    return []; // the stream does not exist yet
-  }
-}
-
-async function messageStatuses(db: pg.Pool, campaignId: string): Promise<Record<string, number>> {
-  const { rows } = await db.query(`select status, count(*)::int as n from messages where correlation->>'campaignId' = $1 group by status order by status`, [
-    campaignId,
-  ]);
-  return Object.fromEntries(rows.map((r) => [r.status, r.n]));
-}
-
-async function failureSummary(db: pg.Pool, campaignId: string): Promise<string> {
-  const { rows } = await db.query(
-    `select status, error_code, min(error_message) as example, count(*)::int as n from messages
-      where correlation->>'campaignId' = $1 and status <> 'DELIVERED' group by status, error_code order by n desc limit 5`,
-    [campaignId],
-  );
-  return rows.map((r) => `${r.n} ${r.status} ${r.error_code ?? ''} (${r.example ?? 'no message'})`).join('; ');
-}
-
-/** CPU by process in each phase, in % of one core (200 % = both cores of a 2-core machine). */
-function cpuTable(phases: Array<{ name: string; from?: CpuSample; to?: CpuSample }>): void {
-  const measured = phases.filter((p) => p.from && p.to);
-  if (measured.length === 0) return;
-  const shares = measured.map((p) => new Map(cpuShares(p.from!, p.to!)));
-  const labels = [...new Set(shares.flatMap((m) => [...m.keys()]))].filter((l) => l === 'idle' || shares.some((m) => (m.get(l) ?? 0) >= 0.005));
-  const order = (l: string) => (l === 'idle' ? 2 : l.startsWith('everything else') ? 1 : 0);
-  labels.sort((a, b) => order(a) - order(b) || Math.max(...shares.map((m) => m.get(b) ?? 0)) - Math.max(...shares.map((m) => m.get(a) ?? 0)));
-  table(
-    ['CPU, % of one core', ...measured.map((p) => p.name)],
-    labels.map((l) => [l, ...shares.map((m) => `${Math.round((m.get(l) ?? 0) * 100)} %`)]),
-  );
-}
-
-function table(headers: string[], rows: string[][]): void {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
-  console.log(`\n${line(headers)}\n| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`);
-  for (const r of rows) console.log(line(r));
-}
-
-main().catch((err) => {
-  console.error(`bench failed: ${err instanceof Error ? err.message : err}`);
-  process.exit(1);
-});
+runMain(main);

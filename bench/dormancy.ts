@@ -19,25 +19,18 @@
 //
 // The outbox relay is stopped while the sweeps run, so they are timed alone and the events they
 // wrote can be counted; publishing them to NATS is the relay's work (--drain times it).
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { callRpc, type RpcRequest } from '@textloop/events';
 import { buildDeps, ManualClock, silentLogger, type ServiceDeps } from '@textloop/service-kit';
-import { createTestDatabase, startTestNats } from '@textloop/service-kit/testing';
 import { audienceQuery } from '../services/contacts/src/audience';
 import { contactPageQueries } from '../services/contacts/src/contacts';
 import type { Database } from '../services/contacts/src/db/database';
 import { migrations } from '../services/contacts/src/db/migrations';
 import { runDormancySweep, sweepStatement } from '../services/contacts/src/dormancy';
 import { createServer } from '../services/contacts/src/server';
+import { fmt, graphqlClient, log, option, runMain, sleep, table, withTeardown } from './support';
 
-function option(flag: string, envName: string, fallback: number): number {
-  const i = process.argv.indexOf(flag);
-  const raw = i > 0 ? process.argv[i + 1] : process.env[envName];
-  return raw === undefined || raw.trim() === '' ? fallback : Number(raw);
-}
-
-const N = option('--contacts', 'BENCH_CONTACTS', 1_000_000);
+const N = option('--contacts', 1_000_000, 'BENCH_CONTACTS');
 const EXPLAIN = process.argv.includes('--explain');
 const DRAIN = process.argv.includes('--drain');
 const THRESHOLDS = [30, 60, 90];
@@ -50,8 +43,6 @@ const AUDIENCE_PAGE = 5_000;
 const NOW = new Date('2026-11-27T12:00:00.000Z');
 const HOUR = 3_600_000;
 
-const log = (line: string) => process.stderr.write(`${line}\n`);
-const fmt = (n: number) => Math.round(n).toLocaleString('en');
 const ms = (t: number) => (t >= 10_000 ? `${(t / 1000).toFixed(1)} s` : `${fmt(t)} ms`);
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
@@ -63,13 +54,10 @@ async function timed<T>(what: () => Promise<T>): Promise<[T, number]> {
 
 async function main() {
   if (!Number.isInteger(N) || N < 1 || N > 10_000_000) throw new Error('--contacts must be a whole number from 1 to 10,000,000');
-  const cleanup: Array<() => Promise<unknown>> = [];
-  try {
+  await withTeardown(async (teardown) => {
     log(`bench: a contacts database with ${fmt(N)} contacts…`);
-    const nats = await startTestNats();
-    cleanup.unshift(() => nats.stop());
-    const database = await createTestDatabase('bench_dormancy');
-    cleanup.unshift(() => database.drop());
+    const nats = await teardown.nats();
+    const database = await teardown.database('bench_dormancy');
     const clock = new ManualClock(NOW.toISOString());
     const deps = await buildDeps<Database>({
       name: 'contacts',
@@ -81,17 +69,16 @@ async function main() {
       clock,
       env: { DORMANCY_SWEEP_INTERVAL_MS: '0' },
     });
-    cleanup.unshift(() => deps.close());
+    teardown.defer(() => deps.close());
     const instance = createServer(deps);
     const { url } = await instance.http.listen(0);
     await instance.start();
-    cleanup.unshift(async () => {
+    teardown.defer(async () => {
       await instance.http.close();
       await instance.stop();
     });
     await deps.outbox.stop();
-    const pool = new pg.Pool({ connectionString: database.url, max: 2 });
-    cleanup.unshift(() => pool.end());
+    const pool = teardown.pool(database.url, 2);
 
     // ── a. the contacts ─────────────────────────────────────────────────────────────────────────
     const [, insertMs] = await timed(() =>
@@ -148,12 +135,7 @@ async function main() {
     // After the sweeps' updates, as autovacuum would leave the table.
     const [, vacuumAfterMs] = await timed(() => pool.query('vacuum analyze contacts'));
     log(`bench: vacuum analyze after the sweeps ${ms(vacuumAfterMs)}`);
-    const gql = async (query: string) => {
-      const res = await fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query }) });
-      const body = (await res.json()) as { data?: any; errors?: Array<{ message: string }> };
-      if (body.errors?.length) throw new Error(`GraphQL: ${body.errors[0]!.message}`);
-      return body.data;
-    };
+    const gql = graphqlClient(`${url}/graphql`);
     const filterRows: string[][] = [];
     for (const days of FILTER_DAYS_ALL) {
       const query = `{ contacts(filter: { inactiveForDays: ${days} }, first: 50) { totalCount nodes { id } pageInfo { hasNextPage } } }`;
@@ -234,10 +216,7 @@ async function main() {
     table(['contacts(filter, first: 50) through /graphql', 'totalCount', 'first run', `median of ${FILTER_RUNS}`], filterRows);
     table([`rpc.contacts.audience (${fmt(AUDIENCE_PAGE)} a page)`, 'contacts', 'pages', 'page p50', 'page max', 'all pages'], audienceRows);
     if (drainRow) table(['outbox events published to NATS', 'took', 'events/s'], [drainRow]);
-  } finally {
-    log('bench: stopping and dropping the database…');
-    for (const step of cleanup) await step().catch((err: unknown) => log(`bench: clean-up failed: ${err instanceof Error ? err.message : err}`));
-  }
+  }, 'bench: stopping and dropping the database…');
 }
 
 /** The sweep's first batch as runDormancySweep runs it (enable_seqscan off), rolled back. */
@@ -258,14 +237,4 @@ async function explain(pool: pg.Pool, title: string, query: { sql: string; param
   }
 }
 
-function table(headers: string[], rows: string[][]): void {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
-  console.log(`\n${line(headers)}\n| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`);
-  for (const r of rows) console.log(line(r));
-}
-
-main().catch((err) => {
-  console.error(`bench failed: ${err instanceof Error ? err.message : err}`);
-  process.exit(1);
-});
+runMain(main);

@@ -14,18 +14,10 @@
 // event is on NATS; then it checks: exactly N RECEIVED messages, each text once (none lost, none
 // duplicated), H contacts in contacts' database (created by sms_inbound), and every handset's
 // conversation holding exactly its messages. Exits non-zero when a check fails.
-import { connect, type Subscription } from 'nats';
-import pg from 'pg';
-import { createTestDatabase, startTestNats } from '@textloop/service-kit/testing';
+import type { Subscription } from 'nats';
 import { normalizePhone } from '@textloop/sms';
-import { startPlatform, type ProcessExit } from '../scripts/platform';
 import { cpuShares, sampleCpu } from './cpu';
-
-function option(flag: string, fallback: number): number {
-  const i = process.argv.indexOf(flag);
-  const raw = i > 0 ? process.argv[i + 1] : undefined;
-  return raw === undefined || raw.trim() === '' ? fallback : Number(raw);
-}
+import { fmt, log, option, percentile, runMain, secs, sleep, startBenchPlatform, table, withTeardown } from './support';
 
 const N = option('--inbound-messages', 5_000);
 const H = option('--handsets', 1_000);
@@ -38,12 +30,7 @@ const WARM_UP = 20;
 const MAX_ATTEMPTS = 20;
 const WAIT_TIMEOUT_MS = 5 * 60_000;
 const PROGRESS_MS = 2_000;
-const SERVICES = ['contacts', 'messaging', 'scheduling', 'feedback'] as const;
 
-const log = (line: string) => process.stderr.write(`${line}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const fmt = (n: number) => Math.round(n).toLocaleString('en');
-const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const handsetOf = (h: number) => `${BLOCK}${String(h).padStart(4, '0')}`;
 /** Mocean's mocean-time: `YYYY-MM-DD HH:MM:SS`, UTC. */
 const moceanTime = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
@@ -83,43 +70,16 @@ async function main() {
   for (const m of messages) perHandset.set(m.from, (perHandset.get(m.from) ?? 0) + 1);
 
   log(`bench: starting the platform on PostgreSQL (${fmt(N)} inbound messages from ${fmt(H)} new handsets, ${fmt(duplicates.length)} posted twice)…`);
-  const cleanup: Array<() => Promise<unknown>> = [];
-  let interrupted = false;
-  const onSignal = () => (interrupted = true);
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  let failed = false;
-  try {
-    const nats = await startTestNats();
-    cleanup.unshift(() => nats.stop());
-    const databases = await Promise.all(SERVICES.map((s) => createTestDatabase(`bench_${s}`)));
-    cleanup.unshift(() => Promise.all(databases.map((d) => d.drop())));
-    const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn' };
-    delete env.API_KEYS;
-    SERVICES.forEach((s, i) => (env[`${s.toUpperCase()}_DATABASE_URL`] = databases[i]!.url));
-    const platform = await startPlatform({ env, ports: 'free', natsUrl: nats.url, quiet: true });
-    cleanup.unshift(() => platform.stop());
-    let crashed: ProcessExit | undefined;
-    void platform.unexpectedExit.then((exit) => (crashed = exit));
-    const alive = () => {
-      if (interrupted) throw new Error('interrupted');
-      if (crashed) throw new Error(`${crashed.name} exited (${crashed.signal ?? crashed.code}):\n${crashed.lastLines.join('\n')}`);
-    };
-
-    const pool = (url: string) => {
-      const p = new pg.Pool({ connectionString: url, max: 2 });
-      p.on('error', (err) => log(`bench: idle database connection failed: ${err.message}`));
-      cleanup.unshift(() => p.end());
-      return p;
-    };
-    const contactsDb = pool(databases[0]!.url);
-    const messagingDb = pool(databases[1]!.url);
+  const failed = await withTeardown(async (teardown) => {
+    const bench = await startBenchPlatform(teardown);
+    const { platform, alive } = bench;
+    const contactsDb = bench.pool('contacts', 2);
+    const messagingDb = bench.pool('messaging', 2);
     const webhook = `${platform.urls.webhooks.inbound}?secret=${encodeURIComponent(platform.webhookSecret)}`;
 
     // What reaches NATS: every publish of the two subjects, by message id (a core subscription sees
     // a republished event again; JetStream would drop it by Nats-Msg-Id, so distinct ids count).
-    const nc = await connect({ servers: nats.url });
-    cleanup.unshift(() => nc.close());
+    const nc = await bench.connectNats();
     const seen = { received: new Map<string, number>(), conversation: new Map<string, number>(), receivedRaw: 0, conversationRaw: 0 };
     let started = 0;
     const follow = (sub: Subscription, onEvent: (messageId: string, from: string | undefined) => void) =>
@@ -162,8 +122,7 @@ async function main() {
     seen.conversationRaw = 0;
 
     // ── the intake ──────────────────────────────────────────────────────────────────────────────
-    const databaseLabels = Object.fromEntries(SERVICES.map((s, i) => [new URL(databases[i]!.url).pathname.slice(1), `postgres (${s})`]));
-    const cpuFrom = await sampleCpu(messagingDb, databaseLabels);
+    const cpuFrom = await sampleCpu(messagingDb, bench.databaseLabels);
     const latencies: number[] = [];
     /** Answer times of each handset's first POST (its contact is created then) and of the others. */
     const firstLatencies: number[] = [];
@@ -177,7 +136,7 @@ async function main() {
     started = performance.now();
     // messaging's database, watched while the POSTs go on: when it holds every message.
     const storedWatch = (async () => {
-      while (storedAt === undefined && !interrupted && !crashed) {
+      while (storedAt === undefined && bench.running()) {
         const { rows } = await messagingDb.query(`select count(*)::int as n from messages where direction = 'INBOUND' and from_number like $1`, [`${BLOCK}%`]);
         if (rows[0].n >= N) storedAt = performance.now() - started;
         else await sleep(25);
@@ -241,7 +200,7 @@ async function main() {
       await sleep(20);
     }
     await storedWatch.catch(() => {});
-    const cpuTo = await sampleCpu(messagingDb, databaseLabels);
+    const cpuTo = await sampleCpu(messagingDb, bench.databaseLabels);
     const max = (m: Map<string, number>) => Math.max(0, ...m.values());
     const publishedAt = seen.received.size >= N ? max(seen.received) : undefined;
     const conversationsAt = seen.conversation.size >= N ? max(seen.conversation) : undefined;
@@ -363,7 +322,7 @@ async function main() {
           .map(([label, share]) => [label, `${Math.round(share * 100)} %`]),
       );
     }
-    failed = checks.some(([, ok]) => !ok);
+    const failed = checks.some(([, ok]) => !ok);
     if (failed)
       console.log(
         `\ninbound: FAILED — ${checks
@@ -372,9 +331,8 @@ async function main() {
           .join(', ')}`,
       );
     if (badThreads.length > 0) log(`bench: first conversations that do not match: ${JSON.stringify(badThreads.slice(0, 5))}`);
-  } finally {
-    for (const step of cleanup) await step().catch((err) => log(`bench: clean-up step failed: ${(err as Error).message}`));
-  }
+    return failed;
+  });
   if (failed) process.exit(1);
 }
 
@@ -387,19 +345,4 @@ function shuffle<T>(items: T[]): T[] {
   return items;
 }
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
-}
-
-function table(headers: string[], rows: string[][]): void {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
-  console.log(`\n${line(headers)}\n| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`);
-  for (const r of rows) console.log(line(r));
-}
-
-main().catch((err) => {
-  console.error(`bench failed: ${err instanceof Error ? err.message : err}`);
-  process.exit(1);
-});
+runMain(main);

@@ -14,20 +14,14 @@
 import pg from 'pg';
 import { newId } from '@textloop/events';
 import { buildDeps, silentLogger, type ServiceDeps } from '@textloop/service-kit';
-import { createTestDatabase, startTestNats } from '@textloop/service-kit/testing';
 import type { Database } from '../services/feedback/src/db/database';
 import { migrations } from '../services/feedback/src/db/migrations';
 import { daysQuery, invitationsQuery, npsFilter } from '../services/feedback/src/nps-report';
 import { createServer } from '../services/feedback/src/server';
+import { graphqlClient, log, option, percentile, runMain, withTeardown } from './support';
 
-function option(flag: string, envName: string, fallback: number): number {
-  const i = process.argv.indexOf(flag);
-  const raw = i > 0 ? process.argv[i + 1] : process.env[envName];
-  return raw === undefined || raw.trim() === '' ? fallback : Number(raw);
-}
-
-const N = option('--responses', 'BENCH_RESPONSES', 1_000_000);
-const RUNS = option('--runs', 'BENCH_RUNS', 10);
+const N = option('--responses', 1_000_000, 'BENCH_RESPONSES');
+const RUNS = option('--runs', 10, 'BENCH_RUNS');
 const EXPLAIN = process.argv.includes('--explain');
 /** Invitations per response: 5 in 8 are answered. */
 const INVITATIONS = Math.round((N * 8) / 5 / 8) * 8;
@@ -35,8 +29,6 @@ const DAYS = 365;
 const END = new Date('2026-11-27T00:00:00.000Z');
 const START = new Date(END.getTime() - DAYS * 86_400_000);
 const TARGET_MS = 1000;
-
-const log = (line: string) => process.stderr.write(`${line}\n`);
 
 const SURVEYS = [
   { name: 'Post-purchase NPS', touchpoint: 'purchase' },
@@ -157,22 +149,15 @@ async function explain(deps: ServiceDeps<Database>, pool: pg.Pool, ids: string[]
   }
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
 async function main() {
   if (!Number.isInteger(N) || N < 1000) throw new Error('--responses must be an integer of at least 1000');
   if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error('--runs must be a positive integer');
   log(`bench: feedback on a fresh PostgreSQL database (${N.toLocaleString()} responses)…`);
-  const nats = await startTestNats();
-  const database = await createTestDatabase('bench_nps');
-  const pool = new pg.Pool({ connectionString: database.url, max: 2 });
-  pool.on('error', (err) => log(`bench: idle database connection failed: ${err.message}`));
-  let deps: (ServiceDeps<Database> & { close(): Promise<void> }) | undefined;
-  let instance: ReturnType<typeof createServer> | undefined;
-  try {
-    deps = await buildDeps<Database>({
+  await withTeardown(async (teardown) => {
+    const nats = await teardown.nats();
+    const database = await teardown.database('bench_nps');
+    const pool = teardown.pool(database.url, 2);
+    const deps = await buildDeps<Database>({
       name: 'feedback',
       migrations,
       streams: ['FEEDBACK'],
@@ -180,6 +165,7 @@ async function main() {
       natsUrl: nats.url,
       logger: silentLogger,
     });
+    teardown.defer(() => deps.close());
     const ids = SURVEYS.map(() => newId());
     const written = performance.now();
     await populate(deps, pool, ids);
@@ -191,18 +177,14 @@ async function main() {
         order by c.relkind desc, c.relname`,
     );
 
-    instance = createServer(deps);
+    const instance = createServer(deps);
     const { url } = await instance.http.listen(0);
-    const gql = async (query: string, variables: Record<string, unknown>) => {
-      const res = await fetch(`${url}/graphql`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ query, variables }),
-      });
-      const body = (await res.json()) as { data?: any; errors?: unknown[] };
-      if (body.errors) throw new Error(JSON.stringify(body.errors));
-      return body.data.npsReport;
-    };
+    teardown.defer(async () => {
+      await instance.http.close();
+      await instance.stop();
+    });
+    const client = graphqlClient(`${url}/graphql`);
+    const gql = async (query: string, variables: Record<string, unknown>) => (await client(query, variables)).npsReport;
 
     const all = await gql(`query { npsReport { ${SUMMARY} w: trend { at } } }`, {});
     log(
@@ -220,8 +202,8 @@ async function main() {
         times.push(performance.now() - t0);
       }
       times.sort((a, b) => a - b);
-      results.push([c.name, percentile(times, 50), times[times.length - 1]!]);
-      log(`bench:   ${c.name}: p50 ${percentile(times, 50).toFixed(0)} ms`);
+      results.push([c.name, percentile(times, 0.5), times[times.length - 1]!]);
+      log(`bench:   ${c.name}: p50 ${percentile(times, 0.5).toFixed(0)} ms`);
     }
 
     console.log(`\n${N.toLocaleString()} responses, ${INVITATIONS.toLocaleString()} invitations, ${RUNS} runs each after a warm-up\n`);
@@ -233,17 +215,7 @@ async function main() {
     const worst = Math.max(...results.map((r) => r[2]));
     console.log(`\ntarget: every report under ${TARGET_MS} ms — ${worst < TARGET_MS ? 'met' : 'NOT met'} (worst ${worst.toFixed(0)} ms)`);
     if (EXPLAIN) await explain(deps, pool, ids);
-  } finally {
-    await instance?.http.close().catch(() => {});
-    await instance?.stop().catch(() => {});
-    await deps?.close().catch(() => {});
-    await pool.end();
-    await database.drop();
-    await nats.stop();
-  }
+  });
 }
 
-main().catch((err) => {
-  console.error(`bench failed: ${err instanceof Error ? err.message : err}`);
-  process.exit(1);
-});
+runMain(main);

@@ -11,27 +11,34 @@
 // [T, T + 60 s). It times, from T, until every step has fired (scheduled_steps.executed_at) and
 // until every message of the automation is DELIVERED in messaging's database. Then M steps of a
 // second automation fall due 20 ms apart, and the lag executed_at − due_at of each is reported.
-import { connect, type JetStreamManager } from 'nats';
 import pg from 'pg';
 import { newId } from '@textloop/events';
-import { createTestDatabase, startTestNats } from '@textloop/service-kit/testing';
 import { normalizePhone } from '@textloop/sms';
-import { startPlatform, type ProcessExit } from '../scripts/platform';
-import { cpuShares, sampleCpu, type CpuSample } from './cpu';
+import {
+  CpuPhases,
+  NOT_DELIVERED,
+  consumerBacklogs,
+  cpuTable,
+  failureSummary,
+  fmt,
+  importContacts,
+  log,
+  messageStatuses,
+  option,
+  percentile,
+  runMain,
+  secs,
+  sleep,
+  startBenchPlatform,
+  table,
+  withTeardown,
+} from './support';
 
-function option(flag: string, envName: string, fallback: number): number {
-  const i = process.argv.indexOf(flag);
-  const raw = i > 0 ? process.argv[i + 1] : process.env[envName];
-  return raw === undefined || raw.trim() === '' ? fallback : Number(raw);
-}
-
-const N = option('--steps', 'BENCH_STEPS', 100_000);
-const M = option('--lag-steps', 'BENCH_LAG_STEPS', 1_000);
+const N = option('--steps', 100_000, 'BENCH_STEPS');
+const M = option('--lag-steps', 1_000, 'BENCH_LAG_STEPS');
 /** Ten area codes × the 10,000 numbers of their 555 exchange: up to 100,000 distinct, valid US numbers. */
 const AREA_CODES = [212, 213, 312, 415, 512, 617, 702, 713, 808, 917];
 const MAX_STEPS = AREA_CODES.length * 10_000;
-const IMPORT_CHUNK = 10_000; // importContacts' limit per call
-const IMPORT_IN_FLIGHT = 3;
 const INSERT_CHUNK = 10_000;
 /** The burst: due times spread over one minute, starting this long after the rows are written. */
 const SPREAD_MS = 60_000;
@@ -43,14 +50,8 @@ const BURST_TIMEOUT_MS = 15 * 60_000;
 const PROGRESS_MS = 3_000;
 /** Where steps wait while they are written: far enough ahead that the timers leave them alone. */
 const PARKED = () => new Date(Date.now() + 24 * 3600_000);
-const SERVICES = ['contacts', 'messaging', 'scheduling', 'feedback'] as const;
 const TEMPLATE = 'bench-order-update';
-const NOT_DELIVERED = ['UNDELIVERED', 'FAILED', 'EXPIRED', 'SUPPRESSED', 'CANCELED'];
 
-const log = (line: string) => process.stderr.write(`${line}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const fmt = (n: number) => Math.round(n).toLocaleString('en');
-const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const phoneOf = (i: number) => `+1${AREA_CODES[i % AREA_CODES.length]}555${String(Math.floor(i / AREA_CODES.length)).padStart(4, '0')}`;
 
 async function main() {
@@ -63,104 +64,21 @@ async function main() {
   });
 
   log(`bench: starting the platform on PostgreSQL (${fmt(N)} steps in one minute, then ${fmt(M)} at distinct times)…`);
-  const cleanup: Array<() => Promise<unknown>> = [];
-  let interrupted = false;
-  const onSignal = () => (interrupted = true);
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    const nats = await startTestNats();
-    cleanup.unshift(() => nats.stop());
-    const databases = await Promise.all(SERVICES.map((s) => createTestDatabase(`bench_${s}`)));
-    cleanup.unshift(() => Promise.all(databases.map((d) => d.drop())));
-    const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn' };
-    delete env.API_KEYS;
-    SERVICES.forEach((s, i) => (env[`${s.toUpperCase()}_DATABASE_URL`] = databases[i]!.url));
-    const platform = await startPlatform({ env, ports: 'free', natsUrl: nats.url, quiet: true });
-    cleanup.unshift(() => platform.stop());
-    let crashed: ProcessExit | undefined;
-    void platform.unexpectedExit.then((exit) => (crashed = exit));
-    /** Throws when a process died or the run was interrupted, so a wait loop never outlives the platform. */
-    const alive = () => {
-      if (interrupted) throw new Error('interrupted');
-      if (crashed) throw new Error(`${crashed.name} exited (${crashed.signal ?? crashed.code}):\n${crashed.lastLines.join('\n')}`);
-    };
-
-    const pool = (url: string) => {
-      const p = new pg.Pool({ connectionString: url, max: 3 });
-      p.on('error', (err) => log(`bench: idle database connection failed: ${err.message}`));
-      cleanup.unshift(() => p.end());
-      return p;
-    };
-    const messagingDb = pool(databases[1]!.url);
-    const schedulingDb = pool(databases[2]!.url);
-    const nc = await connect({ servers: nats.url });
-    cleanup.unshift(() => nc.close());
-    const jsm = await nc.jetstreamManager();
-
-    const gql = async <T>(query: string, variables: Record<string, unknown>): Promise<T> => {
-      const res = await fetch(platform.urls.graphql, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${platform.devApiKey}` },
-        body: JSON.stringify({ query, variables }),
-      });
-      const body = (await res.json()) as { data?: T; errors?: unknown[] };
-      if (body.errors || !body.data) throw new Error(JSON.stringify(body.errors ?? body));
-      return body.data;
-    };
-
-    const databaseLabels = Object.fromEntries(SERVICES.map((s, i) => [new URL(databases[i]!.url).pathname.slice(1), `postgres (${s})`]));
-    const cpu = () => sampleCpu(schedulingDb, databaseLabels);
-    const phases: Array<{ name: string; from?: CpuSample; to?: CpuSample }> = [];
+  await withTeardown(async (teardown) => {
+    const bench = await startBenchPlatform(teardown);
+    const { gql, alive } = bench;
+    const messagingDb = bench.pool('messaging', 3);
+    const schedulingDb = bench.pool('scheduling', 3);
+    const jsm = await (await bench.connectNats()).jetstreamManager();
+    const phases = new CpuPhases(schedulingDb, bench.databaseLabels);
 
     // ── a. contacts ────────────────────────────────────────────────────────────────────────────
-    const importPhase = { name: 'import → projected', from: await cpu() } as (typeof phases)[number];
-    phases.push(importPhase);
-    const importStarted = performance.now();
-    let next = 0;
-    let imported = 0;
-    await Promise.all(
-      Array.from({ length: IMPORT_IN_FLIGHT }, async () => {
-        while (next < N) {
-          const start = next;
-          next += IMPORT_CHUNK;
-          const slice = phones.slice(start, start + IMPORT_CHUNK);
-          // Half the contacts have a first name, so the template's default filter is exercised too.
-          const contacts = slice.map((phone, k) => ({ phone, ...((start + k) % 2 === 0 ? { firstName: `Bench${start + k}` } : {}) }));
-          const { importContacts: result } = await gql<{ importContacts: { created: number; failed: Array<{ index: number; message: string }> } }>(
-            'mutation($c: [CreateContactInput!]!) { importContacts(contacts: $c) { created failed { index message } } }',
-            { c: contacts },
-          );
-          if (result.failed.length > 0) throw new Error(`importContacts rejected ${result.failed.length} rows; first: ${result.failed[0]!.message}`);
-          if (result.created !== slice.length) throw new Error(`importContacts created ${result.created} of ${slice.length} (fresh database, all new numbers)`);
-          imported += slice.length;
-          log(`bench:   imported ${fmt(imported)} / ${fmt(N)} contacts`);
-        }
-      }),
-    );
-    log(`bench: imported ${fmt(N)} contacts in ${secs(performance.now() - importStarted)}; waiting for messaging and scheduling to see them…`);
+    const importPhase = await phases.start('import → projected');
     // Messaging must have every contact in its projection before the steps fall due (else the send
     // commands are retried), and scheduling's contacts consumer (contact.created is a built-in
     // trigger) must be idle so that catching up does not run into the measurement.
-    const projectionDeadline = performance.now() + 10 * 60_000;
-    for (let shown = 0; ;) {
-      alive();
-      const { rows } = await messagingDb.query('select count(*)::int as n from contacts');
-      const projected: number = rows[0].n;
-      const consumers = await consumerBacklogs(jsm, 'CONTACTS');
-      const busy = consumers.filter((c) => c.backlog > 0);
-      const present = ['messaging-contacts', 'scheduling-contacts'].every((d) => consumers.some((c) => c.name === d));
-      if (projected >= N && present && busy.length === 0) break;
-      if (performance.now() - shown > PROGRESS_MS) {
-        const backlog = consumers.map((c) => `${c.name} ${fmt(c.backlog)}`).join(', ');
-        log(`bench:   messaging's projection has ${fmt(projected)} / ${fmt(N)}; CONTACTS backlog: ${backlog || 'no consumers yet'}`);
-        shown = performance.now();
-      }
-      if (performance.now() > projectionDeadline) throw new Error(`messaging's projection had ${projected} of ${N} contacts after 10 minutes`);
-      await sleep(500);
-    }
-    importPhase.to = await cpu();
-    log(`bench: messaging and scheduling have seen all ${fmt(N)} contacts (${secs(performance.now() - importStarted)} after the first import)`);
+    await importContacts(bench, messagingDb, jsm, phones);
+    await phases.end(importPhase);
     const { rows: contactRows } = await messagingDb.query<{ id: string; phone: string }>('select id, phone from contacts');
     const idByPhone = new Map(contactRows.map((r) => [r.phone, r.id]));
     const contactIds = phones.map((p) => {
@@ -210,8 +128,7 @@ async function main() {
 
     // ── d. from T: fired, then delivered ────────────────────────────────────────────────────────
     await sleep(Math.max(0, T - Date.now()));
-    const burstPhase = { name: 'T → all delivered', from: await cpu() } as (typeof phases)[number];
-    phases.push(burstPhase);
+    const burstPhase = await phases.start('T → all delivered');
     let firedAt: number | undefined;
     for (let shown = 0; ;) {
       alive();
@@ -220,12 +137,12 @@ async function main() {
         firedAt = Date.now();
         log(`bench: all ${fmt(N)} steps fired (seen +${secs(firedAt - T)} after T)`);
       }
-      const statuses = await messageStatuses(messagingDb, burstAutomation);
+      const statuses = await messageStatuses(messagingDb, 'automationId', burstAutomation);
       const delivered = statuses.DELIVERED ?? 0;
       const lost = NOT_DELIVERED.reduce((sum, s) => sum + (statuses[s] ?? 0), 0);
       if (delivered + lost >= N && fired >= N) {
-        burstPhase.to = await cpu();
-        if (lost > 0) throw new Error(`${lost} of ${N} messages did not deliver: ${await failureSummary(messagingDb, burstAutomation)}`);
+        await phases.end(burstPhase);
+        if (lost > 0) throw new Error(`${lost} of ${N} messages did not deliver: ${await failureSummary(messagingDb, 'automationId', burstAutomation)}`);
         break;
       }
       if (Date.now() - shown > PROGRESS_MS) {
@@ -290,14 +207,13 @@ async function main() {
     await setDueTimes(schedulingDb, lagAutomation, new Date(S), LAG_SPACING_MS);
     log(`bench: ${fmt(M)} steps fall due ${LAG_SPACING_MS} ms apart from ${LAG_LEAD_MS / 1000} s from now…`);
     await sleep(Math.max(0, S - Date.now()));
-    const lagPhase = { name: 'steps at distinct times', from: await cpu() } as (typeof phases)[number];
-    phases.push(lagPhase);
+    const lagPhase = await phases.start('steps at distinct times');
     const lagDeadline = S + M * LAG_SPACING_MS + 60_000;
     for (let shown = 0; ;) {
       alive();
       const fired = await stepsFired(schedulingDb, lagAutomation);
       if (fired >= M) {
-        lagPhase.to = await cpu();
+        await phases.end(lagPhase);
         break;
       }
       if (Date.now() > lagDeadline) throw new Error(`only ${fired} of ${M} steps at distinct times fired within a minute of the last due time`);
@@ -368,23 +284,8 @@ async function main() {
       '\nlag = executed_at − due_at: executed_at is the timer clock when it claimed the step, in the transaction that writes the ' +
         'send command to the outbox and marks the step DONE (millisecond precision).',
     );
-    cpuTable(phases);
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    log('bench: stopping the platform and dropping the databases…');
-    for (const step of cleanup) await step().catch((err: unknown) => log(`bench: clean-up failed: ${err instanceof Error ? err.message : err}`));
-  }
-}
-
-/** Consumers of a stream and how many events each has still to handle. */
-async function consumerBacklogs(jsm: JetStreamManager, stream: string): Promise<Array<{ name: string; backlog: number }>> {
-  try {
-    const list = await jsm.consumers.list(stream).next();
-    return list.map((c) => ({ name: c.name, backlog: c.num_pending + c.num_ack_pending }));
-  } catch {
-    return []; // the stream does not exist yet
-  }
+    cpuTable(phases.list);
+  }, 'bench: stopping the platform and dropping the databases…');
 }
 
 /** Runs [from, to) of an automation, each ACTIVE with one pending step parked far in the future. */
@@ -436,50 +337,4 @@ async function stepsFired(db: pg.Pool, automationId: string): Promise<number> {
   return rows[0].n;
 }
 
-async function messageStatuses(db: pg.Pool, automationId: string): Promise<Record<string, number>> {
-  const { rows } = await db.query(`select status, count(*)::int as n from messages where correlation->>'automationId' = $1 group by status order by status`, [
-    automationId,
-  ]);
-  return Object.fromEntries(rows.map((r) => [r.status, r.n]));
-}
-
-async function failureSummary(db: pg.Pool, automationId: string): Promise<string> {
-  const { rows } = await db.query(
-    `select status, error_code, min(error_message) as example, count(*)::int as n from messages
-      where correlation->>'automationId' = $1 and status <> 'DELIVERED' group by status, error_code order by n desc limit 5`,
-    [automationId],
-  );
-  return rows.map((r) => `${r.n} ${r.status} ${r.error_code ?? ''} (${r.example ?? 'no message'})`).join('; ');
-}
-
-/** CPU by process in each phase, in % of one core (200 % = both cores of a 2-core machine). */
-function cpuTable(phases: Array<{ name: string; from?: CpuSample; to?: CpuSample }>): void {
-  const measured = phases.filter((p) => p.from && p.to);
-  if (measured.length === 0) return;
-  const shares = measured.map((p) => new Map(cpuShares(p.from!, p.to!)));
-  // Rows that round to 0 % everywhere (tsx's esbuild, an idle service's database) are left out.
-  const labels = [...new Set(shares.flatMap((m) => [...m.keys()]))].filter((l) => l === 'idle' || shares.some((m) => (m.get(l) ?? 0) >= 0.005));
-  const order = (l: string) => (l === 'idle' ? 2 : l.startsWith('everything else') ? 1 : 0);
-  labels.sort((a, b) => order(a) - order(b) || Math.max(...shares.map((m) => m.get(b) ?? 0)) - Math.max(...shares.map((m) => m.get(a) ?? 0)));
-  table(
-    ['CPU, % of one core', ...measured.map((p) => p.name)],
-    labels.map((l) => [l, ...shares.map((m) => `${Math.round((m.get(l) ?? 0) * 100)} %`)]),
-  );
-}
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
-}
-
-function table(headers: string[], rows: string[][]): void {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
-  console.log(`\n${line(headers)}\n| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`);
-  for (const r of rows) console.log(line(r));
-}
-
-main().catch((err) => {
-  console.error(`bench failed: ${err instanceof Error ? err.message : err}`);
-  process.exit(1);
-});
+runMain(main);
