@@ -12,3 +12,4 @@ export * from './secrets';
 export * from './subgraph';
 export * from './erasure';
 export * from './durations';
+export * from './wakeable-sleep';

@@ -1,57 +1,31 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { createEvent, ensureStream, newId, publishEvent } from '@textloop/events';
-import { buildDeps, ManualClock, silentLogger, type ServiceDeps, type ServiceInstance } from '@textloop/service-kit';
-import { createTestDatabase, startTestNats, waitFor, type TestNats } from '@textloop/service-kit/testing';
+import { ManualClock, type ServiceDeps } from '@textloop/service-kit';
+import { startTestService, waitFor, type GraphQLResult, type TestService } from '@textloop/service-kit/testing';
 import type { Database } from './db/database';
 import { migrations } from './db/migrations';
 import { npsCategory } from './nps';
 import { createServer } from './server';
 
-let nats: TestNats;
-let database: { url: string; drop(): Promise<void> };
+let service: TestService<Database>;
 let deps: ServiceDeps<Database> & { close(): Promise<void> };
-let instance: ServiceInstance;
-let url: string;
 const clock = new ManualClock('2026-11-27T10:00:00.000Z');
 
-type Result = { data?: any; errors?: Array<{ message: string; extensions?: Record<string, unknown> }> };
-
-async function graphql(query: string, variables: Record<string, unknown> = {}): Promise<Result> {
-  const res = await fetch(`${url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ query, variables }),
-  });
-  return (await res.json()) as Result;
+function graphql(query: string, variables: Record<string, unknown> = {}): Promise<GraphQLResult> {
+  return service.graphql(query, variables);
 }
 
 const CREATE = `mutation($input: SurveyInput!) { createSurvey(input: $input) {
   id name question followUp thankYou touchpoint responseWindow createdAt } }`;
 
 beforeAll(async () => {
-  nats = await startTestNats();
-  database = await createTestDatabase('feedback');
-  deps = await buildDeps<Database>({
-    name: 'feedback',
-    migrations,
-    streams: ['FEEDBACK'],
-    target: { kind: 'postgres', url: database.url },
-    natsUrl: nats.url,
-    logger: silentLogger,
-    clock,
-  });
-  instance = createServer(deps);
-  ({ url } = await instance.http.listen(0));
-  await instance.start();
+  service = await startTestService<Database>({ name: 'feedback', migrations, streams: ['FEEDBACK'], create: createServer, clock });
+  ({ deps } = service);
 });
 
 afterAll(async () => {
-  await instance?.http.close();
-  await instance?.stop();
-  await deps?.close();
-  await database?.drop();
-  await nats?.stop();
+  await service?.close();
 });
 
 async function insertResponse(surveyId: string, contactId: string, score: number, respondedAt: string, comment: string | null = null) {

@@ -1,21 +1,25 @@
-import { expect } from 'vitest';
-import {
-  AckPolicy,
-  connect,
-  DeliverPolicy,
-  type ConsumerMessages,
-  type JetStreamClient,
-  type JetStreamManager,
-  type NatsConnection,
-  type Subscription,
-} from 'nats';
-import { sql } from 'kysely';
-import { createEvent, ensureStream, newId, publishEvent, serveRpc, type CloudEvent, type ContactSummary, type StreamName } from '@textloop/events';
+import { connect, type JetStreamClient, type JetStreamManager, type NatsConnection, type Subscription } from 'nats';
+import { ensureStream, newId, serveRpc, type CloudEvent, type ContactSummary, type StreamName } from '@textloop/events';
 import { buildDeps, ManualClock, silentLogger, type ServiceDeps, type ServiceInstance } from '@textloop/service-kit';
-import { createTestDatabase, startTestNats, waitFor, type TestNats } from '@textloop/service-kit/testing';
+import {
+  createTestDatabase,
+  pickKnown,
+  postGraphQL,
+  publishTestEvent,
+  startStreamRecorder,
+  startTestNats,
+  waitFor,
+  waitForConsumerHandled,
+  waitForOutboxEmpty,
+  type GraphQLResult,
+  type Recorded,
+  type TestNats,
+} from '@textloop/service-kit/testing';
 import type { Database } from './db/database';
 import { migrations } from './db/migrations';
 import { createServer } from './server';
+
+export { expectError, type GraphQLResult, type Recorded } from '@textloop/service-kit/testing';
 
 // ---------------------------------------------------------------------------------------------
 // Harness for the feedback integration tests (after services/scheduling/src/test-support.ts):
@@ -24,18 +28,6 @@ import { createServer } from './server';
 // messaging.message.received, and what feedback sends (messaging.cmd.send, feedback.*) is read
 // back from the MESSAGING and FEEDBACK streams.
 // ---------------------------------------------------------------------------------------------
-
-export interface GraphQLResult {
-  data?: any;
-  errors?: Array<{ message: string; extensions?: { code?: string; field?: string; [k: string]: unknown } }>;
-}
-
-export interface Recorded {
-  stream: StreamName;
-  subject: string;
-  seq: number;
-  event: CloudEvent<any>;
-}
 
 export interface Env {
   clock: ManualClock;
@@ -84,31 +76,10 @@ export async function startEnv(prefix: string): Promise<Env> {
   for (const stream of ['CONTACTS', 'MESSAGING', 'FEEDBACK'] as const) await ensureStream(jsm, stream);
 
   const contacts = new Map<string, ContactSummary>();
-  const rpc: Subscription[] = [
-    serveRpc(
-      nc,
-      'rpc.contacts.get',
-      'contacts',
-      async ({ ids }) => ({ contacts: ids.flatMap((id) => (contacts.has(id) ? [contacts.get(id)!] : [])) }),
-      silentLogger,
-    ),
-  ];
+  const rpc: Subscription[] = [serveRpc(nc, 'rpc.contacts.get', 'contacts', async ({ ids }) => ({ contacts: pickKnown(contacts, ids) }), silentLogger)];
 
-  const recorded: Recorded[] = [];
-  const lastSeq = new Map<StreamName, number>();
-  const readers: ConsumerMessages[] = [];
-  for (const stream of RECORDED_STREAMS) {
-    const name = `test-recorder-${stream.toLowerCase()}`;
-    await jsm.consumers.add(stream, { durable_name: name, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All });
-    const messages = await (await js.consumers.get(stream, name)).consume();
-    readers.push(messages);
-    void (async () => {
-      for await (const m of messages) {
-        recorded.push({ stream, subject: m.subject, seq: m.seq, event: JSON.parse(m.string()) });
-        lastSeq.set(stream, m.seq);
-      }
-    })().catch(() => {});
-  }
+  const recorder = await startStreamRecorder(js, jsm, RECORDED_STREAMS);
+  const { recorded } = recorder;
 
   const deps = await buildDeps<Database>({
     name: 'feedback',
@@ -137,25 +108,14 @@ export async function startEnv(prefix: string): Promise<Env> {
     server,
     contacts,
     recorded,
-    async gql(query, variables = {}) {
-      const res = await fetch(`${url}/graphql`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ query, variables }),
-      });
-      return (await res.json()) as GraphQLResult;
-    },
+    gql: (query, variables) => postGraphQL(url, query, variables),
     contact(id, fields = {}) {
       const phone = `+1415555${String(1000 + contacts.size).padStart(4, '0')}`;
       const summary: ContactSummary = { contactId: id, phone, timezone: 'UTC', firstName: 'Ada', subscribed: true, ...fields };
       contacts.set(id, summary);
       return summary;
     },
-    async publish(subject, data, options = {}) {
-      const event = createEvent({ source: 'textloop/test', type: subject, data, time: options.time ?? clock.now(), ...(options.id ? { id: options.id } : {}) });
-      await publishEvent(js, subject, event);
-      return event;
-    },
+    publish: (subject, data, options) => publishTestEvent(js, clock, subject, data, options),
     async reply(to, body, options = {}) {
       const command = to.event.data;
       return send(
@@ -168,45 +128,21 @@ export async function startEnv(prefix: string): Promise<Env> {
     async receive(contactId, body, inReplyTo) {
       return send(contactId, body, inReplyTo ? { messageId: `out-${newId()}`, ...inReplyTo } : null);
     },
-    async handled(stream, durable) {
-      await waitFor(
-        async () => {
-          const info = await jsm.consumers.info(stream, durable);
-          return info.num_pending === 0 && info.num_ack_pending === 0;
-        },
-        { what: `${durable} to handle ${stream}`, timeoutMs: 15_000 },
-      );
-    },
+    handled: (stream, durable) => waitForConsumerHandled(jsm, stream, durable),
     async settle() {
-      await waitFor(async () => (await sql<{ n: number }>`select count(*)::int as n from outbox`.execute(deps.db)).rows[0]!.n === 0, {
-        what: 'the outbox to drain',
-        timeoutMs: 20_000,
-      });
-      for (const stream of RECORDED_STREAMS) {
-        const last = (await jsm.streams.info(stream)).state.last_seq;
-        await waitFor(() => (lastSeq.get(stream) ?? 0) >= last, { what: `the recorder to read ${stream}` });
-      }
+      await waitForOutboxEmpty(deps.db);
+      await recorder.caughtUp();
     },
-    of(subject, predicate = () => true) {
-      return recorded.filter((e) => e.subject === subject && predicate(e));
-    },
+    of: (subject, predicate) => recorder.of(subject, predicate),
     messagesOf(invitationId) {
       return env.of('messaging.cmd.send', (e) => e.event.data.correlation?.surveyInvitationId === invitationId);
     },
-    async waitFor(subject, predicate = () => true, count = 1) {
-      return waitFor(
-        () => {
-          const found = env.of(subject, predicate);
-          return found.length >= count ? found : undefined;
-        },
-        { what: `${count} × ${subject}`, timeoutMs: 20_000, intervalMs: 20 },
-      );
-    },
+    waitFor: (subject, predicate, count) => recorder.waitFor(subject, predicate, count),
     async close() {
       await server.http.close();
       await server.stop();
       await deps.close();
-      await Promise.allSettled(readers.map((r) => r.close()));
+      await recorder.close();
       rpc.forEach((s) => s.unsubscribe());
       await nc.close();
       await database.drop();
@@ -236,12 +172,4 @@ export async function startEnv(prefix: string): Promise<Env> {
   }
 
   return env;
-}
-
-/** Asserts a GraphQL error with the contract code (and field); returns its message. */
-export function expectError(res: GraphQLResult, code: string, field?: string): string {
-  expect(res.data ?? null, JSON.stringify(res)).toBeNull();
-  expect(res.errors?.[0]?.extensions?.code, JSON.stringify(res.errors)).toBe(code);
-  if (field !== undefined) expect(res.errors?.[0]?.extensions?.field).toBe(field);
-  return res.errors![0]!.message;
 }

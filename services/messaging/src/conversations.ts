@@ -5,7 +5,7 @@ import type { MessagingContext } from './context';
 import { awaitContacts } from './contacts-projection';
 import type { ConversationStatus, ConversationsTable, Database } from './db/database';
 import type { InboundStep } from './inbound';
-import { MAX_PAGE, type Page } from './messages';
+import { beforeCursor, keysetPage, type Page } from './pagination';
 import { characterCount, hasLiquid, MAX_BODY_CHARS, sendMessages } from './sending';
 import { EVENT_SOURCE, withRetry, type Db, type MessageRow } from './status';
 
@@ -57,17 +57,6 @@ export async function threadsOf(ctx: MessagingContext, conversationIds: string[]
   return out;
 }
 
-function encodeCursor(row: ConversationRow): string {
-  return Buffer.from(`${row.last_message_at.toISOString()}|${row.id}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string): { at: Date; id: string } {
-  const [at, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  const date = new Date(at ?? '');
-  if (!id || Number.isNaN(date.getTime())) throw badInput('after is not a cursor from this list; pass pageInfo.endCursor of the previous page.', 'after');
-  return { at: date, id };
-}
-
 /**
  * Newest activity (last message) first, keyset-paginated on (last_message_at, id). A conversation
  * whose activity changes between two pages moves in the list, so it may show twice or be passed over.
@@ -78,31 +67,26 @@ export async function listConversations(
   first: number,
   after?: string | null,
 ): Promise<Page<ConversationRow>> {
-  if (!Number.isInteger(first) || first < 0 || first > MAX_PAGE) throw badInput(`first must be between 0 and ${MAX_PAGE}.`, 'first');
   let q = ctx.db.selectFrom('conversations');
   if (filter.status) q = q.where('status', '=', filter.status);
   if (filter.assignee !== undefined && filter.assignee !== null) {
     const name = filter.assignee.trim();
     q = name === '' ? q.where('assignee', 'is', null) : q.where('assignee', '=', name);
   }
-  const cursor = after ? decodeCursor(after) : undefined;
-  const [rows, total] = await Promise.all([
-    q
-      .selectAll()
-      .$if(cursor !== undefined, (qb) => qb.where(sql<boolean>`(last_message_at, id) < (${cursor!.at}, ${cursor!.id})`))
-      .orderBy('last_message_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(first + 1)
-      .execute(),
-    q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
-  ]);
-  const nodes = rows.slice(0, first);
-  return {
-    nodes,
-    hasNextPage: rows.length > first,
-    endCursor: nodes.length ? encodeCursor(nodes[nodes.length - 1]!) : null,
-    totalCount: Number(total.n),
-  };
+  return keysetPage(
+    first,
+    after,
+    (row) => row.last_message_at,
+    (cursor, limit) =>
+      q
+        .selectAll()
+        .$if(cursor !== undefined, (qb) => qb.where(beforeCursor('last_message_at', cursor!)))
+        .orderBy('last_message_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(limit)
+        .execute(),
+    () => q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
+  );
 }
 
 type Entry = OutboxEntry | { subject: string; data: unknown };

@@ -1,8 +1,8 @@
 import { sql, type Selectable } from 'kysely';
-import { badInput } from '@textloop/service-kit';
 import { addPrices } from '@textloop/sms';
 import type { MessageCategory, MessageDirection, MessageStatus, MessageStatusHistoryTable } from './db/database';
 import type { MessagingContext } from './context';
+import { beforeCursor, keysetPage, type Page } from './pagination';
 import type { MessageRow } from './status';
 
 export type HistoryRow = Selectable<MessageStatusHistoryTable>;
@@ -16,15 +16,6 @@ export interface MessageFilter {
   until?: Date | null;
 }
 
-export interface Page<T> {
-  nodes: T[];
-  hasNextPage: boolean;
-  endCursor: string | null;
-  totalCount: number;
-}
-
-export const MAX_PAGE = 500;
-
 export async function messageById(ctx: MessagingContext, id: string): Promise<MessageRow | undefined> {
   return ctx.db.selectFrom('messages').selectAll().where('id', '=', id).executeTakeFirst();
 }
@@ -36,20 +27,8 @@ export async function messagesByIds(ctx: MessagingContext, ids: string[]): Promi
   return out;
 }
 
-function encodeCursor(row: MessageRow): string {
-  return Buffer.from(`${row.created_at.toISOString()}|${row.id}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string): { createdAt: Date; id: string } {
-  const [at, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  const createdAt = new Date(at ?? '');
-  if (!id || Number.isNaN(createdAt.getTime())) throw badInput('after is not a cursor from this list; pass pageInfo.endCursor of the previous page.', 'after');
-  return { createdAt, id };
-}
-
 /** Newest first, keyset-paginated on (created_at, id). */
 export async function listMessages(ctx: MessagingContext, filter: MessageFilter, first: number, after?: string | null): Promise<Page<MessageRow>> {
-  if (!Number.isInteger(first) || first < 0 || first > MAX_PAGE) throw badInput(`first must be between 0 and ${MAX_PAGE}.`, 'first');
   let q = ctx.db.selectFrom('messages');
   if (filter.contactId) q = q.where('contact_id', '=', filter.contactId);
   if (filter.status) q = q.where('status', '=', filter.status);
@@ -57,24 +36,20 @@ export async function listMessages(ctx: MessagingContext, filter: MessageFilter,
   if (filter.direction) q = q.where('direction', '=', filter.direction);
   if (filter.since) q = q.where('created_at', '>=', filter.since);
   if (filter.until) q = q.where('created_at', '<', filter.until);
-  const cursor = after ? decodeCursor(after) : undefined;
-  const [rows, total] = await Promise.all([
-    q
-      .selectAll()
-      .$if(cursor !== undefined, (qb) => qb.where(sql<boolean>`(created_at, id) < (${cursor!.createdAt}, ${cursor!.id})`))
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(first + 1)
-      .execute(),
-    q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
-  ]);
-  const nodes = rows.slice(0, first);
-  return {
-    nodes,
-    hasNextPage: rows.length > first,
-    endCursor: nodes.length ? encodeCursor(nodes[nodes.length - 1]!) : null,
-    totalCount: Number(total.n),
-  };
+  return keysetPage(
+    first,
+    after,
+    (row) => row.created_at,
+    (cursor, limit) =>
+      q
+        .selectAll()
+        .$if(cursor !== undefined, (qb) => qb.where(beforeCursor('created_at', cursor!)))
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(limit)
+        .execute(),
+    () => q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
+  );
 }
 
 /** Status history of many messages at once, oldest first. */

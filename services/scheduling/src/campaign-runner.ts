@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { enqueueEvents, type OutboxEntry } from '@textloop/service-kit';
+import { enqueueEvents, WakeableSleep, type OutboxEntry } from '@textloop/service-kit';
 import { completeFinished, resolveAudience, RESOLVE_LEASE_MS } from './campaigns';
 import { EVENT_SOURCE, type SchedulingContext } from './context';
 import type { MessageCategory, StoredOffer } from './db/database';
@@ -46,8 +46,7 @@ interface DueRecipient {
 export class CampaignRunner {
   private running = false;
   private loopDone: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
-  private kicked = false;
+  private readonly sleeper = new WakeableSleep();
   readonly stats = { sent: 0, batches: 0 };
 
   constructor(
@@ -63,21 +62,19 @@ export class CampaignRunner {
 
   async stop(): Promise<void> {
     this.running = false;
-    this.wake?.();
+    this.sleeper.wake();
     await this.loopDone;
   }
 
   kick(): void {
-    this.kicked = true;
-    this.wake?.();
+    this.sleeper.kick();
   }
 
   private async loop(): Promise<void> {
     let failures = 0;
     let lastHousekeeping = 0;
     while (this.running) {
-      const kicked = this.kicked;
-      this.kicked = false;
+      const kicked = this.sleeper.takeKicked();
       let wait: number;
       try {
         // Launching scheduled campaigns and taking over resolutions: when woken for it, or about
@@ -98,21 +95,9 @@ export class CampaignRunner {
         wait = Math.min(100 * 2 ** failures, 5000);
         this.ctx.logger.warn({ err: (err as Error).message, failures }, 'campaign runner failed; will retry');
       }
-      if (this.kicked || !this.running) continue;
-      await this.sleep(Math.max(wait, 10));
+      if (this.sleeper.kicked || !this.running) continue;
+      await this.sleeper.sleep(Math.max(wait, 10));
     }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.wake = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wake = done;
-    });
   }
 
   private async nextScheduled(): Promise<Date | null> {

@@ -1,49 +1,26 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { createEvent, ensureStream, newId, publishEvent } from '@textloop/events';
-import { buildDeps, silentLogger, type ServiceDeps, type ServiceInstance } from '@textloop/service-kit';
-import { createTestDatabase, startTestNats, waitFor, type TestNats } from '@textloop/service-kit/testing';
+import type { ServiceDeps } from '@textloop/service-kit';
+import { startTestService, waitFor, type GraphQLResult, type TestService } from '@textloop/service-kit/testing';
 import type { Database } from './db/database';
 import { migrations } from './db/migrations';
 import { createServer } from './server';
 
-let nats: TestNats;
-let database: { url: string; drop(): Promise<void> };
+let service: TestService<Database>;
 let deps: ServiceDeps<Database> & { close(): Promise<void> };
-let instance: ServiceInstance;
-let url: string;
 
-async function graphql(query: string, variables: Record<string, unknown> = {}) {
-  const res = await fetch(`${url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ query, variables }),
-  });
-  return (await res.json()) as { data?: any; errors?: Array<{ message: string; extensions?: Record<string, unknown> }> };
+function graphql(query: string, variables: Record<string, unknown> = {}): Promise<GraphQLResult> {
+  return service.graphql(query, variables);
 }
 
 beforeAll(async () => {
-  nats = await startTestNats();
-  database = await createTestDatabase('scheduling');
-  deps = await buildDeps<Database>({
-    name: 'scheduling',
-    migrations,
-    streams: ['SCHEDULING'],
-    target: { kind: 'postgres', url: database.url },
-    natsUrl: nats.url,
-    logger: silentLogger,
-  });
-  instance = createServer(deps);
-  ({ url } = await instance.http.listen(0));
-  await instance.start();
+  service = await startTestService<Database>({ name: 'scheduling', migrations, streams: ['SCHEDULING'], create: createServer });
+  ({ deps } = service);
 });
 
 afterAll(async () => {
-  await instance?.http.close();
-  await instance?.stop();
-  await deps?.close();
-  await database?.drop();
-  await nats?.stop();
+  await service?.close();
 });
 
 async function insertAutomation(name: string, createdAt: string) {

@@ -1,34 +1,27 @@
-import { expect } from 'vitest';
-import {
-  AckPolicy,
-  connect,
-  DeliverPolicy,
-  type ConsumerMessages,
-  type JetStreamClient,
-  type JetStreamManager,
-  type NatsConnection,
-  type Subscription,
-} from 'nats';
-import { sql } from 'kysely';
-import {
-  createEvent,
-  ensureStream,
-  newId,
-  publishEvent,
-  serveRpc,
-  type CloudEvent,
-  type ContactSummary,
-  type RpcRequest,
-  type StreamName,
-} from '@textloop/events';
+import { connect, type JetStreamClient, type JetStreamManager, type NatsConnection, type Subscription } from 'nats';
+import { ensureStream, newId, serveRpc, type CloudEvent, type ContactSummary, type RpcRequest, type StreamName } from '@textloop/events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildDeps, ManualClock, silentLogger, type DatabaseTarget, type ServiceDeps } from '@textloop/service-kit';
-import { createTestDatabase, startTestNats, waitFor, type TestNats } from '@textloop/service-kit/testing';
+import {
+  createTestDatabase,
+  pickKnown,
+  postGraphQL,
+  publishTestEvent,
+  startStreamRecorder,
+  startTestNats,
+  waitForConsumerHandled,
+  waitForOutboxEmpty,
+  type GraphQLResult,
+  type Recorded,
+  type TestNats,
+} from '@textloop/service-kit/testing';
 import type { Database } from './db/database';
 import { migrations } from './db/migrations';
 import { createServer, type SchedulingInstance } from './server';
+
+export { expectError, type GraphQLResult, type Recorded } from '@textloop/service-kit/testing';
 
 // ---------------------------------------------------------------------------------------------
 // Harness shared by the scheduling integration test files: real Postgres, a private
@@ -36,18 +29,6 @@ import { createServer, type SchedulingInstance } from './server';
 // boundary: their rpc.* methods answer from `world`, and the commands scheduling sends them are
 // read back from their JetStream streams.
 // ---------------------------------------------------------------------------------------------
-
-export interface GraphQLResult {
-  data?: any;
-  errors?: Array<{ message: string; extensions?: { code?: string; field?: string; [k: string]: unknown } }>;
-}
-
-export interface Recorded {
-  stream: StreamName;
-  subject: string;
-  seq: number;
-  event: CloudEvent<any>;
-}
 
 /** What the other services know: templates (with the variables their bodies read), surveys, contacts. */
 export interface World {
@@ -153,13 +134,7 @@ export async function startEnv(prefix: string, options: EnvOptions = {}): Promis
       async ({ ids }) => ({ surveys: ids.flatMap((surveyId) => (world.surveys.has(surveyId) ? [{ surveyId, name: world.surveys.get(surveyId)! }] : [])) }),
       silentLogger,
     ),
-    serveRpc(
-      nc,
-      'rpc.contacts.get',
-      'contacts',
-      async ({ ids }) => ({ contacts: ids.flatMap((id) => (world.contacts.has(id) ? [world.contacts.get(id)!] : [])) }),
-      silentLogger,
-    ),
+    serveRpc(nc, 'rpc.contacts.get', 'contacts', async ({ ids }) => ({ contacts: pickKnown(world.contacts, ids) }), silentLogger),
     // Contacts' audience paging as the contract describes it: AND of the criteria, tags ANY, keyset by contact id.
     serveRpc(
       nc,
@@ -188,21 +163,8 @@ export async function startEnv(prefix: string, options: EnvOptions = {}): Promis
     ),
   ];
 
-  const recorded: Recorded[] = [];
-  const lastSeq = new Map<StreamName, number>();
-  const readers: ConsumerMessages[] = [];
-  for (const stream of RECORDED_STREAMS) {
-    const name = `test-recorder-${stream.toLowerCase()}`;
-    await jsm.consumers.add(stream, { durable_name: name, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All });
-    const messages = await (await js.consumers.get(stream, name)).consume();
-    readers.push(messages);
-    void (async () => {
-      for await (const m of messages) {
-        recorded.push({ stream, subject: m.subject, seq: m.seq, event: JSON.parse(m.string()) });
-        lastSeq.set(stream, m.seq);
-      }
-    })().catch(() => {});
-  }
+  const recorder = await startStreamRecorder(js, jsm, RECORDED_STREAMS);
+  const { recorded } = recorder;
 
   const instances = new Set<Instance>();
   const env: Env = {
@@ -231,14 +193,7 @@ export async function startEnv(prefix: string, options: EnvOptions = {}): Promis
         deps,
         server,
         url,
-        async gql(query, variables = {}) {
-          const res = await fetch(`${url}/graphql`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({ query, variables }),
-          });
-          return (await res.json()) as GraphQLResult;
-        },
+        gql: (query, variables) => postGraphQL(url, query, variables),
         async stop() {
           if (stopped) return;
           stopped = true;
@@ -251,49 +206,21 @@ export async function startEnv(prefix: string, options: EnvOptions = {}): Promis
       instances.add(instance);
       return instance;
     },
-    async publish(subject, data, options = {}) {
-      const event = createEvent({ source: 'textloop/test', type: subject, data, time: options.time ?? clock.now(), ...(options.id ? { id: options.id } : {}) });
-      await publishEvent(js, subject, event);
-      return event;
-    },
+    publish: (subject, data, options) => publishTestEvent(js, clock, subject, data, options),
     async track(name, contactId, properties, options = {}) {
       const time = options.time ?? clock.now();
       return env.publish(`events.${name}`, { eventId: newId(), contactId, name, properties, occurredAt: time.toISOString() }, { time });
     },
-    async handled(stream, durable) {
-      await waitFor(
-        async () => {
-          const info = await jsm.consumers.info(stream, durable);
-          return info.num_pending === 0 && info.num_ack_pending === 0;
-        },
-        { what: `${durable} to handle ${stream}`, timeoutMs: 15_000 },
-      );
-    },
+    handled: (stream, durable) => waitForConsumerHandled(jsm, stream, durable),
     async settle(db) {
-      await waitFor(async () => (await sql<{ n: number }>`select count(*)::int as n from outbox`.execute(db)).rows[0]!.n === 0, {
-        what: 'the outbox to drain',
-        timeoutMs: 20_000,
-      });
-      for (const stream of RECORDED_STREAMS) {
-        const last = (await jsm.streams.info(stream)).state.last_seq;
-        await waitFor(() => (lastSeq.get(stream) ?? 0) >= last, { what: `the recorder to read ${stream}` });
-      }
+      await waitForOutboxEmpty(db);
+      await recorder.caughtUp();
     },
-    of(subject, predicate = () => true) {
-      return recorded.filter((e) => e.subject === subject && predicate(e));
-    },
-    async waitFor(subject, predicate = () => true, count = 1) {
-      return waitFor(
-        () => {
-          const found = env.of(subject, predicate);
-          return found.length >= count ? found : undefined;
-        },
-        { what: `${count} × ${subject}`, timeoutMs: 20_000, intervalMs: 20 },
-      );
-    },
+    of: (subject, predicate) => recorder.of(subject, predicate),
+    waitFor: (subject, predicate, count) => recorder.waitFor(subject, predicate, count),
     async close() {
       for (const instance of [...instances]) await instance.stop();
-      await Promise.allSettled(readers.map((r) => r.close()));
+      await recorder.close();
       rpc.forEach((s) => s.unsubscribe());
       await nc.close();
       await database.drop();
@@ -306,12 +233,4 @@ export async function startEnv(prefix: string, options: EnvOptions = {}): Promis
 function pgliteDirectory(prefix: string): { dir: string; drop(): Promise<void> } {
   const dir = mkdtempSync(join(tmpdir(), `tl-${prefix}-`));
   return { dir, drop: async () => rmSync(dir, { recursive: true, force: true }) };
-}
-
-/** Asserts a GraphQL error with the contract code (and field); returns its message. */
-export function expectError(res: GraphQLResult, code: string, field?: string): string {
-  expect(res.data ?? null, JSON.stringify(res)).toBeNull();
-  expect(res.errors?.[0]?.extensions?.code, JSON.stringify(res.errors)).toBe(code);
-  if (field !== undefined) expect(res.errors?.[0]?.extensions?.field).toBe(field);
-  return res.errors![0]!.message;
 }

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { enqueueEvents, type OutboxEntry } from '@textloop/service-kit';
+import { enqueueEvents, WakeableSleep, type OutboxEntry } from '@textloop/service-kit';
 import { EVENT_SOURCE, type SchedulingContext } from './context';
 import type { MessageCategory, StoredStep } from './db/database';
 import { issueCodes, offerVariables, type CodeRequest, type IssuedCode } from './offers';
@@ -90,8 +90,7 @@ export function commandForStep(row: DueStep, code?: IssuedCode): OutboxEntry {
 export class Timers {
   private running = false;
   private loopDone: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
-  private kicked = false;
+  private readonly sleeper = new WakeableSleep();
   readonly stats = { steps: 0, messages: 0, batches: 0 };
 
   constructor(
@@ -107,20 +106,19 @@ export class Timers {
 
   async stop(): Promise<void> {
     this.running = false;
-    this.wake?.();
+    this.sleeper.wake();
     await this.loopDone;
   }
 
   /** Call after committing rows that may be due before the loop's current sleep ends. */
   kick(): void {
-    this.kicked = true;
-    this.wake?.();
+    this.sleeper.kick();
   }
 
   private async loop(): Promise<void> {
     let failures = 0;
     while (this.running) {
-      this.kicked = false;
+      this.sleeper.takeKicked();
       let wait: number;
       try {
         const { batchSize, maxSleepMs } = this.options;
@@ -135,22 +133,10 @@ export class Timers {
         wait = Math.min(100 * 2 ** failures, 5000);
         this.ctx.logger.warn({ err: (err as Error).message, failures }, 'timers could not fire due steps; will retry');
       }
-      if (this.kicked || !this.running) continue;
+      if (this.sleeper.kicked || !this.running) continue;
       // A due time in the past (another instance holds those rows) is retried shortly, not spun on.
-      await this.sleep(Math.max(wait, 10));
+      await this.sleeper.sleep(Math.max(wait, 10));
     }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.wake = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wake = done;
-    });
   }
 
   private async nextDue(): Promise<Date | null> {

@@ -3,7 +3,8 @@ import { forbidden, type RequestContext, type Role } from '@textloop/service-kit
 import { batchLoader } from '../batch-loader';
 import type { MessagingContext } from '../context';
 import { conversationResolvers } from './conversations';
-import { historyFor, listMessages, messageById, messagesByIds, messagingStats, queueStats, type HistoryRow, type Page } from '../messages';
+import { historyFor, listMessages, messageById, messagesByIds, messagingStats, queueStats, type HistoryRow } from '../messages';
+import type { Page } from '../pagination';
 import { previewMessage, sendMessages, type PreviewInput, type SendInput } from '../sending';
 import type { MessageRow } from '../status';
 import { createTemplate, listTemplates, templateByName, templatesByIds, updateTemplate, type TemplateInput, type TemplateRow } from '../templates';
