@@ -115,6 +115,12 @@ export interface ConsumerOptions {
   /** Where a new durable starts: 'all' (default) replays the stream, so nothing published before it is missed; 'new' skips history. */
   deliver?: 'new' | 'all';
   maxInFlight?: number;
+  /**
+   * Events this consumer has no use for, recognised from the subject and the raw `data` before any
+   * validation, and acknowledged unread. A consumer of a busy subject (every message status) that
+   * needs only a few of them (those carrying its correlation) stays cheap this way.
+   */
+  ignore?: (subject: string, data: any) => boolean;
 }
 
 export interface RunningConsumer {
@@ -167,6 +173,10 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     let event: CloudEvent<any>;
     try {
       const raw = JSON.parse(m.string());
+      if (options.ignore && raw && typeof raw === 'object' && options.ignore(m.subject, raw.data)) {
+        m.ack();
+        return;
+      }
       const envelope = cloudEventSchema.parse(raw);
       const schema = schemaFor(m.subject);
       const data = schema ? schema.parse(envelope.data) : envelope.data;

@@ -155,3 +155,54 @@ describe('an event JetStream can never take', () => {
     }
   });
 });
+
+describe('a consumer that needs only some events of a busy subject', () => {
+  it('acknowledges the ignored ones unread: they never reach the handler and are not counted as invalid', async () => {
+    const database = await createTestDatabase('kit_ignore');
+    const deps = await buildDeps<any>({
+      name: 'contacts',
+      migrations,
+      streams: ['CONTACTS'],
+      target: { kind: 'postgres', url: database.url },
+      natsUrl: nats.url,
+      logger: silentLogger,
+    });
+    try {
+      const seen: string[] = [];
+      const consumer = await startConsumer({
+        js: deps.nats.js,
+        jsm: deps.nats.jsm,
+        stream: 'CONTACTS',
+        durable: 'kit-ignore',
+        filterSubjects: ['contacts.contact.deleted'],
+        // Other tests in this file share the stream: only what is published from here on.
+        deliver: 'new',
+        logger: silentLogger,
+        ignore: (_subject, data) => typeof data?.contactId === 'string' && data.contactId.startsWith('bulk-'),
+        handle: async (event) => {
+          seen.push(event.data.contactId);
+        },
+      });
+      await deps.db.transaction().execute(async (trx) => {
+        await enqueueEvents(trx, 'textloop/contacts', [
+          { subject: 'contacts.contact.deleted', data: { contactId: 'bulk-1' } },
+          { subject: 'contacts.contact.deleted', data: { contactId: 'mine' } },
+          { subject: 'contacts.contact.deleted', data: { contactId: 'bulk-2' } },
+        ]);
+      });
+      // Ignored before validation: even a payload the schema would refuse is just acknowledged.
+      await deps.nats.js.publish('contacts.contact.deleted', JSON.stringify({ data: { contactId: 'bulk-garbage' } }));
+      deps.outbox.kick();
+      await waitFor(async () => (await deps.nats.jsm.consumers.info('CONTACTS', 'kit-ignore')).num_ack_pending === 0 && seen.length === 1, {
+        what: 'every event acknowledged',
+      });
+      expect(seen).toEqual(['mine']);
+      expect(consumer.stats.invalid).toBe(0);
+      expect((await deps.nats.jsm.consumers.info('CONTACTS', 'kit-ignore')).num_pending).toBe(0);
+      await consumer.stop();
+    } finally {
+      await deps.close();
+      await database.drop();
+    }
+  });
+});

@@ -52,6 +52,7 @@ export function consumeQuestionStatus(deps: ServiceDeps<Database>): PendingConsu
     // Only questions sent from now on matter: there is no history to catch up on.
     deliver: 'new',
     logger: deps.logger,
+    ignore: (subject, data) => subject === 'messaging.message.received' || typeof data?.correlation?.surveyInvitationId !== 'string',
     handle: (event, subject) => (subject === 'messaging.message.received' ? Promise.resolve() : handleMessageStatus(deps, subject, event)),
   });
 }

@@ -79,6 +79,9 @@ export function startConsumers(deps: ServiceDeps<Database>, ctx: SchedulingConte
       stream: 'MESSAGING',
       durable: 'scheduling-messages',
       filterSubjects: ['messaging.message.>'],
+      // Bulk traffic (statuses of messages nobody here asked for) is acknowledged unread; delivered
+      // events still count as the built-in message.delivered trigger, received ones for attribution.
+      ignore: (subject, data) => !data?.correlation && subject !== 'messaging.message.delivered' && subject !== 'messaging.message.received',
       handle: async (event, subject) => {
         await recordMessageStatus(ctx, subject, event.data);
         if (subject === 'messaging.message.received') await recordInbound(ctx, event.data, new Date(event.time));
