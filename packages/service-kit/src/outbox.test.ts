@@ -28,18 +28,28 @@ afterAll(async () => {
   await nats.stop();
 });
 
+/** A contacts-like service on a fresh Postgres database and this file's NATS; dropped afterwards. */
+async function withContactsDeps(prefix: string, body: (deps: Awaited<ReturnType<typeof buildDeps<any>>>) => Promise<void>): Promise<void> {
+  const database = await createTestDatabase(prefix);
+  const deps = await buildDeps<any>({
+    name: 'contacts',
+    migrations,
+    streams: ['CONTACTS'],
+    target: { kind: 'postgres', url: database.url },
+    natsUrl: nats.url,
+    logger: silentLogger,
+  });
+  try {
+    await body(deps);
+  } finally {
+    await deps.close();
+    await database.drop();
+  }
+}
+
 describe('outbox relay on real Postgres and NATS', () => {
   it('publishes only committed events, as CloudEvents with Nats-Msg-Id, and consumers dedupe', async () => {
-    const database = await createTestDatabase('kit');
-    const deps = await buildDeps<any>({
-      name: 'contacts',
-      migrations,
-      streams: ['CONTACTS'],
-      target: { kind: 'postgres', url: database.url },
-      natsUrl: nats.url,
-      logger: silentLogger,
-    });
-    try {
+    await withContactsDeps('kit', async (deps) => {
       const seen: CloudEvent[] = [];
       const consumer = await startConsumer({
         js: deps.nats.js,
@@ -76,10 +86,7 @@ describe('outbox relay on real Postgres and NATS', () => {
       const left = await sql<{ n: number }>`select count(*)::int as n from outbox`.execute(deps.db);
       expect(left.rows[0]!.n).toBe(0);
       await consumer.stop();
-    } finally {
-      await deps.close();
-      await database.drop();
-    }
+    });
   });
 
   it('keeps data in embedded PGlite across reopen', async () => {
@@ -116,16 +123,7 @@ describe('outbox relay on real Postgres and NATS', () => {
 
 describe('an event JetStream can never take', () => {
   it('stays queued without holding back the events behind it', async () => {
-    const database = await createTestDatabase('kit_refused');
-    const deps = await buildDeps<any>({
-      name: 'contacts',
-      migrations,
-      streams: ['CONTACTS'],
-      target: { kind: 'postgres', url: database.url },
-      natsUrl: nats.url,
-      logger: silentLogger,
-    });
-    try {
+    await withContactsDeps('kit_refused', async (deps) => {
       const seen: string[] = [];
       const consumer = await startConsumer({
         js: deps.nats.js,
@@ -149,25 +147,13 @@ describe('an event JetStream can never take', () => {
       expect(left.rows[0]!.n).toBe(1);
       expect(deps.outbox.refused).toBeGreaterThan(0);
       await consumer.stop();
-    } finally {
-      await deps.close();
-      await database.drop();
-    }
+    });
   });
 });
 
 describe('a consumer that needs only some events of a busy subject', () => {
   it('acknowledges the ignored ones unread: they never reach the handler and are not counted as invalid', async () => {
-    const database = await createTestDatabase('kit_ignore');
-    const deps = await buildDeps<any>({
-      name: 'contacts',
-      migrations,
-      streams: ['CONTACTS'],
-      target: { kind: 'postgres', url: database.url },
-      natsUrl: nats.url,
-      logger: silentLogger,
-    });
-    try {
+    await withContactsDeps('kit_ignore', async (deps) => {
       const seen: string[] = [];
       const consumer = await startConsumer({
         js: deps.nats.js,
@@ -200,9 +186,6 @@ describe('a consumer that needs only some events of a busy subject', () => {
       expect(consumer.stats.invalid).toBe(0);
       expect((await deps.nats.jsm.consumers.info('CONTACTS', 'kit-ignore')).num_pending).toBe(0);
       await consumer.stop();
-    } finally {
-      await deps.close();
-      await database.drop();
-    }
+    });
   });
 });

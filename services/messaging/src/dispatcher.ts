@@ -1,3 +1,4 @@
+import { WakeableSleep } from '@textloop/service-kit';
 import { sql } from 'kysely';
 import { newId } from '@textloop/events';
 import type { MessagingContext } from './context';
@@ -50,8 +51,7 @@ export function dlrUrlFor(ctx: MessagingContext, messageId: string): string {
 export class Dispatcher {
   private running = false;
   private loopDone: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
-  private kicked = false;
+  private readonly sleeper = new WakeableSleep();
   private inFlight = 0;
   private readonly inFlightWork = new Set<Promise<void>>();
   private readonly recorder: GroupCommit<Outcome, void>;
@@ -74,14 +74,13 @@ export class Dispatcher {
 
   /** Call after committing new due messages: they go out without waiting for the poll. */
   kick(): void {
-    this.kicked = true;
-    this.wake?.();
+    this.sleeper.kick();
   }
 
   /** Stops claiming and lets in-flight sends finish and be recorded (what does not finish in time is re-claimed after its lease). */
   async stop(timeoutMs = this.ctx.config.mocean.timeoutMs + 2000): Promise<void> {
     this.running = false;
-    this.wake?.();
+    this.sleeper.wake();
     await this.loopDone;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -100,39 +99,25 @@ export class Dispatcher {
       const capacity = concurrency - this.inFlight;
       // Under load, wait for a useful amount of room rather than claiming one row at a time.
       if (capacity <= 0 || (this.inFlight > 0 && capacity < Math.min(batchSize, concurrency) / 2)) {
-        await this.sleep(pollMs);
+        await this.sleeper.sleep(pollMs);
         continue;
       }
       const want = Math.min(batchSize, capacity);
       let claimed: Claimed[];
       try {
-        this.kicked = false;
+        this.sleeper.takeKicked();
         claimed = await this.claim(want);
         failures = 0;
       } catch (err) {
         failures++;
         this.ctx.logger.warn({ err: (err as Error).message, failures }, 'dispatcher could not claim messages; will retry');
-        await this.sleep(Math.min(100 * 2 ** failures, 5000));
+        await this.sleeper.sleep(Math.min(100 * 2 ** failures, 5000));
         continue;
       }
       for (const row of claimed) this.dispatch(row);
-      if (claimed.length === want || this.kicked) continue;
-      await this.sleep(pollMs);
+      if (claimed.length === want || this.sleeper.kicked) continue;
+      await this.sleeper.sleep(pollMs);
     }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = () => {
-        this.wake = undefined;
-        done();
-      };
-    });
   }
 
   /**
@@ -193,7 +178,7 @@ export class Dispatcher {
         );
       } finally {
         this.inFlight--;
-        if (this.inFlight < this.ctx.config.dispatch.concurrency / 2) this.wake?.();
+        if (this.inFlight < this.ctx.config.dispatch.concurrency / 2) this.sleeper.wake();
       }
     })();
     this.inFlightWork.add(work);
@@ -387,6 +372,6 @@ export class Dispatcher {
     this.stats.retried += counts.retried;
     this.stats.failed += counts.failed;
     this.ctx.outbox.kick();
-    if (counts.retried > 0) this.wake?.();
+    if (counts.retried > 0) this.sleeper.wake();
   }
 }

@@ -1,3 +1,4 @@
+import { WakeableSleep } from '@textloop/service-kit';
 import type { MessagingContext } from './context';
 import { optedOutMessageIds } from './contacts-projection';
 import {
@@ -35,8 +36,7 @@ const createdBefore = (a: { created_at: Date; id: string }, b: { created_at: Dat
 export class ScheduledRelease {
   private running = false;
   private loopDone: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
-  private kicked = false;
+  private readonly sleeper = new WakeableSleep();
   readonly stats = { passes: 0, released: 0, held: 0, suppressed: 0 };
 
   constructor(private readonly ctx: MessagingContext) {}
@@ -49,13 +49,12 @@ export class ScheduledRelease {
 
   /** Call when SCHEDULED rows became due (a policy change, a clock moved in tests). */
   kick(): void {
-    this.kicked = true;
-    this.wake?.();
+    this.sleeper.kick();
   }
 
   async stop(): Promise<void> {
     this.running = false;
-    this.wake?.();
+    this.sleeper.wake();
     await this.loopDone;
   }
 
@@ -66,17 +65,17 @@ export class ScheduledRelease {
     while (this.running) {
       let claimed: number;
       try {
-        this.kicked = false;
+        this.sleeper.takeKicked();
         claimed = await this.releaseDue(batch);
         failures = 0;
         this.stats.passes++;
       } catch (err) {
         failures++;
         this.ctx.logger.warn({ err: (err as Error).message, failures }, 'could not release scheduled messages; will retry');
-        await this.sleep(Math.min(100 * 2 ** failures, 5000));
+        await this.sleeper.sleep(Math.min(100 * 2 ** failures, 5000));
         continue;
       }
-      if (claimed === batch || this.kicked) continue;
+      if (claimed === batch || this.sleeper.kicked) continue;
       let delay = pollMs;
       try {
         const next = await this.earliest();
@@ -87,23 +86,9 @@ export class ScheduledRelease {
       } catch {
         // the next pass reports a database that stays unreachable
       }
-      if (this.kicked || !this.running) continue;
-      await this.sleep(delay);
+      if (this.sleeper.kicked || !this.running) continue;
+      await this.sleeper.sleep(delay);
     }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = () => {
-        this.wake = undefined;
-        done();
-      };
-    });
   }
 
   private async earliest(): Promise<Date | undefined> {
