@@ -6,10 +6,11 @@
 // postgres://root@127.0.0.1:5432/) and a private nats-server, sends N messages to distinct
 // simulator handsets with the batch mutation sendMessages through the gateway, and times from the
 // first request until every message is DELIVERED in messaging's database.
-import { log, option, runMain, sleep, startBenchPlatform, withTeardown } from './support';
+import { CpuPhases, cpuTable, log, option, runMain, sleep, startBenchPlatform, withTeardown } from './support';
 import { measureFloor } from './floor';
 
 const N = option('--messages', 10_000, 'BENCH_MESSAGES');
+const TIMELINE = process.argv.includes('--timeline');
 const CHUNK = 500;
 const IN_FLIGHT = 4;
 const SIM_KEY = 'textloop-sim';
@@ -30,6 +31,8 @@ async function main() {
     await sleep(1000);
 
     const targets = phones('+1415555');
+    const phases = new CpuPhases(messagingDb, bench.databaseLabels);
+    const sendPhase = await phases.start('first request → all submitted');
     const started = performance.now();
     let next = 0;
     await Promise.all(
@@ -45,6 +48,8 @@ async function main() {
       }),
     );
     const submitted = performance.now();
+    await phases.end(sendPhase);
+    const deliverPhase = await phases.start('submitted → all DELIVERED');
     log(`bench: submitted ${N.toLocaleString()} in ${((submitted - started) / 1000).toFixed(2)} s; waiting for delivery…`);
     let delivered = 0;
     let lastShown = 0;
@@ -61,10 +66,25 @@ async function main() {
       await sleep(50);
     }
     const seconds = (performance.now() - started) / 1000;
+    await phases.end(deliverPhase);
     const { rows: lat } = await messagingDb.query(
       `select percentile_cont(0.5) within group (order by ms) as p50, percentile_cont(0.99) within group (order by ms) as p99
          from (select extract(epoch from (delivered_at - created_at)) * 1000 as ms from messages where to_number like '+1415555%') t`,
     );
+
+    if (TIMELINE) {
+      // Where the time goes: messages created, accepted by the provider and delivered per 500 ms.
+      const { rows: tl } = await messagingDb.query(
+        `with t0 as (select min(created_at) as t from messages where to_number like '+1415555%'),
+              b as (select floor(extract(epoch from (ts - t0.t)) * 2)::int as k, what from t0, messages m,
+                    lateral (values (m.created_at, 'c'), (m.sent_at, 's'), (m.delivered_at, 'd')) v(ts, what)
+                     where m.to_number like '+1415555%' and ts is not null)
+         select k, count(*) filter (where what = 'c')::int as c, count(*) filter (where what = 's')::int as s,
+                count(*) filter (where what = 'd')::int as d from b group by k order by k`,
+      );
+      console.log('\n| t (s) | created | sent | delivered |\n| --- | --- | --- | --- |');
+      for (const r of tl) console.log(`| ${(r.k / 2).toFixed(1)} | ${r.c} | ${r.s} | ${r.d} |`);
+    }
 
     log('bench: measuring the floor (insert, provider POST, delivery report, update)…');
     await fetch(new URL('/api/handsets', platform.urls.carrierSim), { method: 'DELETE' });
@@ -89,6 +109,7 @@ async function main() {
     const w = Math.max(...rows.map((r) => r[0].length));
     console.log(`\n| ${'measure'.padEnd(w)} | value |\n| ${'-'.repeat(w)} | --- |`);
     for (const [k, v] of rows) console.log(`| ${k.padEnd(w)} | ${v} |`);
+    cpuTable(phases.list);
     console.log(`\ntarget: ≥ 2,000 msg/s end to end — ${rate >= 2000 ? 'met' : 'NOT met'}`);
   });
 }

@@ -154,7 +154,7 @@ async function main() {
         log(
           `bench:   +${((Date.now() - T) / 1000).toFixed(0).padStart(3)} s  fired ${fmt(fired)} / ${fmt(N)} · scheduling outbox ${fmt(outbox[0].n)} · ` +
             `cmd.send backlog ${backlogs.get('messaging-cmd-send') ?? '?'} · messages: ${messages || 'none yet'} · ` +
-            `status events scheduling has to record ${backlogs.get('scheduling-messages') ?? '?'}`,
+            `status events scheduling has to record ${backlogs.get('scheduling-message-status') ?? '?'}`,
         );
         shown = Date.now();
       }

@@ -164,17 +164,19 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
   let messages: ConsumerMessages | undefined;
   let stopped = false;
   const inFlight = new Set<Promise<void>>();
+  const acks = new AckBatch();
+  const ack = (m: JsMsg) => acks.add(m);
 
   const process = async (m: JsMsg) => {
     if (!isWanted(m.subject)) {
-      m.ack();
+      ack(m);
       return;
     }
     let event: CloudEvent<any>;
     try {
       const raw = JSON.parse(m.string());
       if (options.ignore && raw && typeof raw === 'object' && options.ignore(m.subject, raw.data)) {
-        m.ack();
+        ack(m);
         return;
       }
       const envelope = cloudEventSchema.parse(raw);
@@ -184,13 +186,13 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     } catch (err) {
       stats.invalid++;
       logger.warn({ subject: m.subject, seq: m.seq, durable, err: summarize(err) }, 'parked an event that does not validate');
-      m.ack();
+      ack(m);
       return;
     }
     try {
       await options.handle(event, m.subject);
       stats.handled++;
-      m.ack();
+      ack(m);
     } catch (err) {
       stats.failed++;
       const delay = BACKOFF_MS[Math.min(m.info.redeliveryCount - 1, BACKOFF_MS.length - 1)] ?? 1000;
@@ -223,9 +225,37 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
       stopped = true;
       await messages?.close();
       await Promise.allSettled([...inFlight]);
+      // Acks still waiting for their turn go now, while the connection is open (an ack needs only that).
+      acks.flush();
       await Promise.race([done, new Promise((r) => setTimeout(r, 1000))]);
     },
   };
+}
+
+/**
+ * Acknowledgements gathered for one turn of the event loop and sent together. nats.js writes to
+ * its socket once per microtask turn, and a consumer acks each message in its own turn, so a busy
+ * subject costs one write (a syscall, and a packet the server must read) per message; sent in one
+ * synchronous run they share a write. An ack held back this long (well under a millisecond) and lost
+ * to a crash only means a redelivery, which consumers already handle.
+ */
+class AckBatch {
+  private pending: JsMsg[] = [];
+  private scheduled = false;
+
+  add(m: JsMsg): void {
+    this.pending.push(m);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  flush(): void {
+    this.scheduled = false;
+    const batch = this.pending;
+    this.pending = [];
+    for (const m of batch) m.ack();
+  }
 }
 
 function summarize(err: unknown): string {
@@ -300,4 +330,19 @@ export function startConsumerWhenReady(options: ConsumerOptions & { retryMs?: nu
       await (await ready)?.stop();
     },
   };
+}
+
+/**
+ * Deletes durable consumers a service no longer runs (renamed or narrowed), so a stream does not
+ * keep messages pending for a reader that never comes back. Missing ones are fine.
+ */
+export async function retireDurables(jsm: JetStreamManager, stream: StreamName, durables: string[], logger?: MinimalLogger): Promise<void> {
+  for (const durable of durables) {
+    try {
+      await jsm.consumers.delete(stream, durable);
+      logger?.info({ stream, durable }, 'deleted a retired durable consumer');
+    } catch {
+      // Not there (a fresh install, or already deleted) or the stream does not exist yet.
+    }
+  }
 }

@@ -182,9 +182,48 @@ export type MessageStatusEventData = z.output<typeof messageStatusEvent>;
 export const EVENT_NAME_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$/;
 export const applicationSubject = (name: string) => `events.${name}`;
 
+/**
+ * Status copies for the service that asked for a message by command (messaging.cmd.send /
+ * .cmd.verify). Every status event goes to `messaging.message.<status>` for everyone; a message a
+ * service requested also has its statuses copied to `messaging.notify.<service>.<status>` (same
+ * data, own event id). A requester consumes only its copies, so bulk traffic it never asked about
+ * does not reach it — a JetStream consumer before NATS 2.10 filters on one subject and cannot look
+ * inside payloads.
+ */
+export const NOTIFY_PREFIX = 'messaging.notify.';
+const STATUS_PREFIX = 'messaging.message.';
+
+/** messaging.message.delivered → messaging.notify.<service>.delivered */
+export function notifySubject(service: string, statusSubject: string): string {
+  if (!statusSubject.startsWith(STATUS_PREFIX)) throw new Error(`${statusSubject} is not a message status subject`);
+  return `${NOTIFY_PREFIX}${service}.${statusSubject.slice(STATUS_PREFIX.length)}`;
+}
+
+/**
+ * The Textloop service a command came from (CloudEvent source `textloop/<service>`), the one whose
+ * notify subjects get the copies; null for any other source (an outside system that publishes
+ * commands reads the contract subjects).
+ */
+export function requesterOf(source: string): string | null {
+  const m = /^textloop\/([a-z][a-z0-9-]{0,62})$/.exec(source);
+  return m ? m[1]! : null;
+}
+
+/** The filter that receives every status copy for a service: messaging.notify.<service>.> */
+export const notifyFilter = (service: string) => `${NOTIFY_PREFIX}${service}.>`;
+
+/** messaging.notify.<service>.delivered → messaging.message.delivered (undefined for other subjects). */
+export function statusSubjectOfNotify(subject: string): string | undefined {
+  if (!subject.startsWith(NOTIFY_PREFIX)) return undefined;
+  const rest = subject.slice(NOTIFY_PREFIX.length).split('.');
+  return rest.length === 2 && rest[0] && rest[1] ? `${STATUS_PREFIX}${rest[1]}` : undefined;
+}
+
 /** The schema that validates `data` for a concrete subject, including `events.<name>`. */
 export function schemaFor(subject: string): z.ZodTypeAny | undefined {
   if (subject.startsWith('events.')) return applicationEvent;
+  const status = statusSubjectOfNotify(subject);
+  if (status) return (subjects as Record<string, z.ZodTypeAny>)[status];
   return (subjects as Record<string, z.ZodTypeAny>)[subject];
 }
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { newId } from '@textloop/events';
+import { newId, notifySubject } from '@textloop/events';
 import { waitFor } from '@textloop/service-kit/testing';
 import { expectError, startEnv, type Env, type Recorded } from './test-support';
 
@@ -334,7 +334,8 @@ describe('question status', () => {
     const surveyId = await createSurvey({});
     env.contact('c-suppressed');
     const { invitation: inv, question } = await send(surveyId, 'c-suppressed');
-    await env.publish('messaging.message.suppressed', {
+    // Messaging copies the statuses of feedback's own messages to messaging.notify.feedback.<status>.
+    await env.publish(notifySubject('feedback', 'messaging.message.suppressed'), {
       messageId: 'm-suppressed',
       contactId: 'c-suppressed',
       to: '+14155550100',
@@ -345,10 +346,35 @@ describe('question status', () => {
       errorCode: 'OPTED_OUT',
       correlation: question.event.data.correlation,
     });
-    await env.handled('MESSAGING', 'feedback-question-status');
+    await env.handled('MESSAGING', 'feedback-message-status');
     expect(await invitation(inv.id)).toMatchObject({ status: 'FAILED' });
     const row = await env.deps.db.selectFrom('survey_invitations').select('failure_reason').where('id', '=', inv.id).executeTakeFirstOrThrow();
     expect(row.failure_reason).toBe('OPTED_OUT');
+  });
+
+  it('takes statuses only from its copies: a status on messaging.message.* alone changes nothing', async () => {
+    const surveyId = await createSurvey({});
+    env.contact('c-contract-only');
+    const { invitation: inv, question } = await send(surveyId, 'c-contract-only');
+    const status = (status: string) => ({
+      messageId: 'm-contract-only',
+      contactId: 'c-contract-only',
+      to: '+14155550100',
+      from: 'Textloop',
+      category: 'SURVEY',
+      status,
+      segments: 1,
+      errorCode: status === 'SUPPRESSED' ? 'OPTED_OUT' : null,
+      correlation: question.event.data.correlation,
+    });
+    // Everyone's subject (bulk traffic lives here), then a copy behind it: once the copy is handled, so would the other be.
+    await env.publish('messaging.message.suppressed', status('SUPPRESSED'));
+    await env.publish(notifySubject('feedback', 'messaging.message.queued'), status('QUEUED'));
+    await env.handled('MESSAGING', 'feedback-message-status');
+    expect(await invitation(inv.id)).toMatchObject({ status: 'SENT' });
+    await env.publish(notifySubject('feedback', 'messaging.message.suppressed'), status('SUPPRESSED'));
+    await env.handled('MESSAGING', 'feedback-message-status');
+    expect(await invitation(inv.id)).toMatchObject({ status: 'FAILED' });
   });
 
   it('starts the response window when the question left, when quiet hours held it back', async () => {
@@ -357,7 +383,7 @@ describe('question status', () => {
     const { invitation: inv, question } = await send(surveyId, 'c-quiet');
     const sentAt = new Date(env.clock.now().getTime() + 10 * 3600_000);
     await env.publish(
-      'messaging.message.sent',
+      notifySubject('feedback', 'messaging.message.sent'),
       {
         messageId: 'm-quiet',
         contactId: 'c-quiet',
@@ -370,7 +396,7 @@ describe('question status', () => {
       },
       { time: sentAt },
     );
-    await env.handled('MESSAGING', 'feedback-question-status');
+    await env.handled('MESSAGING', 'feedback-message-status');
     const row = await env.deps.db.selectFrom('survey_invitations').select('expires_at').where('id', '=', inv.id).executeTakeFirstOrThrow();
     expect(row.expires_at.toISOString()).toBe(new Date(sentAt.getTime() + 12 * 3600_000).toISOString());
     env.clock.advance(20 * 3600_000);

@@ -93,8 +93,8 @@ export async function startEnv(prefix: string): Promise<Env> {
   const server = createServer(deps);
   const { url } = await server.http.listen(0);
   await server.start();
-  // The consumers of messaging's stream attach in the background; the status one only sees new events.
-  for (const durable of ['feedback-replies', 'feedback-question-status']) {
+  // The consumers of messaging's stream attach in the background.
+  for (const durable of ['feedback-replies', 'feedback-message-status']) {
     await waitFor(() => jsm.consumers.info('MESSAGING', durable).then(() => true), { what: `consumer ${durable}`, timeoutMs: 15_000 });
   }
 

@@ -194,13 +194,26 @@ function finalErrorOf(report: DeliveryReport): { code: string | null; message: s
 async function applyByMessageId(ctx: MessagingContext, reports: DeliveryReport[]): Promise<Array<ReportOutcome | undefined>> {
   const rows = reports.map((r, i) => {
     const err = finalErrorOf(r);
-    return { i, id: r.messageId, pmid: r.providerMessageId, status: r.status, at: r.at, ec: err.code, em: err.message, se: newId(), fe: newId() };
+    // se/fe: ids of the implied SENT and the final status event; sn/fn: their requester copies
+    return {
+      i,
+      id: r.messageId,
+      pmid: r.providerMessageId,
+      status: r.status,
+      at: r.at,
+      ec: err.code,
+      em: err.message,
+      se: newId(),
+      fe: newId(),
+      sn: newId(),
+      fn: newId(),
+    };
   });
   const time = ctx.clock.now().toISOString();
   const result = await sql<{ i: number; o: string }>`
     with r as (
       select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
-        as r(i int, id text, pmid text, status text, at timestamptz, ec text, em text, se uuid, fe uuid)
+        as r(i int, id text, pmid text, status text, at timestamptz, ec text, em text, se uuid, fe uuid, sn uuid, fn uuid)
     ), cur as (
       select m.id, m.status, m.direction, m.provider_message_id, m.error_code
         from messages m
@@ -227,7 +240,7 @@ async function applyByMessageId(ctx: MessagingContext, reports: DeliveryReport[]
         from p
        where m.id = p.id and (p.adv or p.no_pmid)
       returning m.id, m.contact_id, m.to_number, m.from_number, m.category, m.status, m.segments, m.price_amount, m.price_currency,
-                m.provider, m.provider_message_id, m.error_code, m.correlation
+                m.provider, m.provider_message_id, m.error_code, m.correlation, m.requester
     ), h as (
       insert into message_status_history (message_id, status, at, detail)
       select id, status, at, detail from (
@@ -236,26 +249,33 @@ async function applyByMessageId(ctx: MessagingContext, reports: DeliveryReport[]
         select p.i, 1, p.id, p.status, p.at, case when p.status = 'DELIVERED' then null else p.em end from p where p.adv
       ) x order by i, k
     ), ev as (
-      select p.se as eid, 'SENT' as status, p.old_ec as ec, u.id, u.contact_id, u.to_number, u.from_number, u.category, u.segments,
-             u.price_amount, u.price_currency, u.provider, u.provider_message_id, u.correlation
+      select p.se as eid, p.sn as nid, 'SENT' as status, p.old_ec as ec, u.id, u.contact_id, u.to_number, u.from_number, u.category, u.segments,
+             u.price_amount, u.price_currency, u.provider, u.provider_message_id, u.correlation, u.requester
         from p join u on u.id = p.id where p.implied
       union all
-      select p.fe, u.status, u.error_code, u.id, u.contact_id, u.to_number, u.from_number, u.category, u.segments,
-             u.price_amount, u.price_currency, u.provider, u.provider_message_id, u.correlation
+      select p.fe, p.fn, u.status, u.error_code, u.id, u.contact_id, u.to_number, u.from_number, u.category, u.segments,
+             u.price_amount, u.price_currency, u.provider, u.provider_message_id, u.correlation, u.requester
         from p join u on u.id = p.id where p.adv
-    ), o as (
-      insert into outbox (id, subject, event)
-      select ev.eid, 'messaging.message.' || lower(ev.status),
+    ), d as (
+      select ev.eid, ev.nid, ev.requester, lower(ev.status) as s,
              jsonb_build_object(
-               'specversion', '1.0', 'id', ev.eid, 'source', ${EVENT_SOURCE}::text, 'type', 'messaging.message.' || lower(ev.status),
-               'time', ${time}::text, 'datacontenttype', 'application/json',
-               'data', jsonb_build_object(
-                 'messageId', ev.id, 'contactId', ev.contact_id, 'to', ev.to_number, 'from', ev.from_number, 'category', ev.category,
-                 'status', ev.status, 'segments', ev.segments,
-                 'price', case when ev.price_amount is not null and coalesce(ev.price_currency, '') <> ''
-                               then jsonb_build_object('amount', ev.price_amount::text, 'currency', ev.price_currency) end,
-                 'provider', ev.provider, 'providerMessageId', ev.provider_message_id, 'errorCode', ev.ec, 'correlation', ev.correlation))
-        from ev order by ev.eid
+               'messageId', ev.id, 'contactId', ev.contact_id, 'to', ev.to_number, 'from', ev.from_number, 'category', ev.category,
+               'status', ev.status, 'segments', ev.segments,
+               'price', case when ev.price_amount is not null and coalesce(ev.price_currency, '') <> ''
+                             then jsonb_build_object('amount', ev.price_amount::text, 'currency', ev.price_currency) end,
+               'provider', ev.provider, 'providerMessageId', ev.provider_message_id, 'errorCode', ev.ec, 'correlation', ev.correlation) as data
+        from ev
+    ), o as (
+      -- messaging.message.<status> for everyone, and the copy for the service that requested the message (status.ts statusEventEntries)
+      insert into outbox (id, subject, event)
+      select x.id, x.subject,
+             jsonb_build_object(
+               'specversion', '1.0', 'id', x.id, 'source', ${EVENT_SOURCE}::text, 'type', x.subject,
+               'time', ${time}::text, 'datacontenttype', 'application/json', 'data', x.data)
+        from (select eid as id, 'messaging.message.' || s as subject, data from d
+              union all
+              select nid, 'messaging.notify.' || requester || '.' || s, data from d where requester is not null) x
+       order by x.id
     )
     select r.i, case when p.id is null then (case when exists (select 1 from cur where cur.id = r.id) then 'unknown' else 'missing' end)
                      when p.adv then 'applied' else 'ignored' end as o

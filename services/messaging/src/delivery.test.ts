@@ -131,6 +131,34 @@ describe('sending through the carrier simulator', () => {
     expect(await h.handset('+14155550102')).toHaveLength(1);
     const m = await message(rows[0]!.id);
     expect(m.correlation).toEqual({ automationRunId: 'run-1', step: 1 });
+    // The requester (the command's source) gets each status again on its own subject, same data.
+    const ofMessage = h.events.filter((e) => e.data?.messageId === rows[0]!.id);
+    const copies = ofMessage.filter((e) => e.subject.startsWith('messaging.notify.'));
+    expect(copies.map((e) => e.subject).sort()).toEqual([
+      'messaging.notify.scheduling.delivered',
+      'messaging.notify.scheduling.queued',
+      'messaging.notify.scheduling.sent',
+    ]);
+    for (const copy of copies) {
+      const original = ofMessage.find((e) => e.subject === copy.subject.replace('messaging.notify.scheduling.', 'messaging.message.'));
+      expect(copy.type).toBe(copy.subject);
+      expect(copy.id).not.toBe(original!.id);
+      expect(copy.data).toEqual(original!.data);
+    }
+  });
+
+  it('copies statuses only for Textloop services: a command from elsewhere gets the contract subjects alone', async () => {
+    await h.publish(
+      'messaging.cmd.send',
+      { requestId: 'shop-1', to: '+14155550109', body: 'Thanks for your order', category: 'TRANSACTIONAL', correlation: { orderId: 'A-1' } },
+      { source: 'shop/backend' },
+    );
+    const delivered = await waitForRow(
+      async () => h.events.find((e) => e.subject === 'messaging.message.delivered' && e.data.correlation?.orderId === 'A-1'),
+      'the delivered event',
+    );
+    const kinds = h.events.filter((e) => e.data?.messageId === delivered.data.messageId).map((e) => e.subject);
+    expect(kinds.sort()).toEqual(['messaging.message.delivered', 'messaging.message.queued', 'messaging.message.sent']);
   });
 
   it('turns a command that cannot succeed into a FAILED message the requester hears about', async () => {
@@ -144,6 +172,11 @@ describe('sending through the carrier simulator', () => {
       'the failed event',
     );
     expect(failed.data).toMatchObject({ status: 'FAILED', errorCode: 'TEMPLATE_NOT_FOUND', to: '+14155550103', category: 'MARKETING' });
+    const copy = await waitForRow(
+      async () => h.events.find((e) => e.subject === 'messaging.notify.feedback.failed' && e.data.messageId === failed.data.messageId),
+      'feedback’s copy of the failed event',
+    );
+    expect(copy.data).toEqual(failed.data);
     expect(await h.handset('+14155550103')).toHaveLength(0);
   });
 

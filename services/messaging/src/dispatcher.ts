@@ -52,8 +52,16 @@ export class Dispatcher {
   private running = false;
   private loopDone: Promise<void> | undefined;
   private readonly sleeper = new WakeableSleep();
+  /** Provider calls running now. */
   private inFlight = 0;
+  /** Results waiting for the group commit that records them (their rows stay SENDING until then). */
+  private unrecorded = 0;
   private readonly inFlightWork = new Set<Promise<void>>();
+  /** Claimed rows (leased to us) waiting for a provider slot. */
+  private readonly ready: Claimed[] = [];
+  /** The last claim found fewer due rows than it asked for. */
+  private drained = false;
+  private readonly maxUnrecorded: number;
   private readonly recorder: GroupCommit<Outcome, void>;
   readonly stats = { claims: 0, claimed: 0, recordBatches: 0, sent: 0, retried: 0, failed: 0 };
 
@@ -62,7 +70,8 @@ export class Dispatcher {
     private readonly provider: SmsProvider,
     private readonly hooks: DispatcherHooks = {},
   ) {
-    const { batchSize } = ctx.config.dispatch;
+    const { batchSize, concurrency } = ctx.config.dispatch;
+    this.maxUnrecorded = 4 * Math.max(batchSize, concurrency);
     this.recorder = new GroupCommit((items) => this.record(items), { maxBatch: Math.max(batchSize, 100), maxDelayMs: 5 });
   }
 
@@ -77,14 +86,22 @@ export class Dispatcher {
     this.sleeper.kick();
   }
 
-  /** Stops claiming and lets in-flight sends finish and be recorded (what does not finish in time is re-claimed after its lease). */
+  /**
+   * Stops claiming and lets the sends already claimed finish and be recorded (what does not finish
+   * in time is claimed again after its lease).
+   */
   async stop(timeoutMs = this.ctx.config.mocean.timeoutMs + 2000): Promise<void> {
     this.running = false;
     this.sleeper.wake();
     await this.loopDone;
     let timer: NodeJS.Timeout | undefined;
+    const settle = async () => {
+      // Claimed rows still waiting for a slot start as others finish, so wait until none is left.
+      while (this.inFlightWork.size > 0) await Promise.allSettled([...this.inFlightWork]);
+      await this.recorder.drain();
+    };
     await Promise.race([
-      Promise.allSettled([...this.inFlightWork]).then(() => this.recorder.drain()),
+      settle(),
       new Promise<void>((resolve) => {
         timer = setTimeout(resolve, timeoutMs);
       }),
@@ -92,21 +109,31 @@ export class Dispatcher {
     clearTimeout(timer);
   }
 
+  /** Starts provider calls for claimed rows while there are free slots. */
+  private fill(): void {
+    const { concurrency } = this.ctx.config.dispatch;
+    while (this.ready.length > 0 && this.inFlight < concurrency) this.dispatch(this.ready.shift()!);
+  }
+
+  /**
+   * Claims ahead: while fewer than a batch of claimed rows wait for a provider slot, claim another
+   * batch, so a claim's round trip overlaps the calls in flight instead of leaving slots idle.
+   * Results waiting to be recorded are capped too, so a slow database slows claiming instead of
+   * piling results up in memory.
+   */
   private async loop(): Promise<void> {
-    const { batchSize, concurrency, pollMs } = this.ctx.config.dispatch;
+    const { batchSize, pollMs } = this.ctx.config.dispatch;
     let failures = 0;
     while (this.running) {
-      const capacity = concurrency - this.inFlight;
-      // Under load, wait for a useful amount of room rather than claiming one row at a time.
-      if (capacity <= 0 || (this.inFlight > 0 && capacity < Math.min(batchSize, concurrency) / 2)) {
+      this.fill();
+      if (this.ready.length >= batchSize || this.unrecorded >= this.maxUnrecorded) {
         await this.sleeper.sleep(pollMs);
         continue;
       }
-      const want = Math.min(batchSize, capacity);
       let claimed: Claimed[];
       try {
         this.sleeper.takeKicked();
-        claimed = await this.claim(want);
+        claimed = await this.claim(batchSize);
         failures = 0;
       } catch (err) {
         failures++;
@@ -114,8 +141,12 @@ export class Dispatcher {
         await this.sleeper.sleep(Math.min(100 * 2 ** failures, 5000));
         continue;
       }
-      for (const row of claimed) this.dispatch(row);
-      if (claimed.length === want || this.sleeper.kicked) continue;
+      // A short claim means nothing else is due: finished calls stop waking the loop until new
+      // messages are committed (kick) or the poll comes round.
+      this.drained = claimed.length < batchSize;
+      this.ready.push(...claimed);
+      this.fill();
+      if (!this.drained || this.sleeper.kicked) continue;
       await this.sleeper.sleep(pollMs);
     }
   }
@@ -158,6 +189,16 @@ export class Dispatcher {
 
   private dispatch(row: Claimed): void {
     this.inFlight++;
+    let calling = true;
+    const callDone = () => {
+      if (!calling) return;
+      calling = false;
+      this.inFlight--;
+      // The provider slot is free as soon as it answered (recording happens in the background):
+      // the next claimed row takes it, and the loop claims more when few are left waiting.
+      this.fill();
+      if (!this.drained && this.ready.length < this.ctx.config.dispatch.batchSize) this.sleeper.wake();
+    };
     const work = (async () => {
       try {
         const result = await this.provider.send({
@@ -168,8 +209,14 @@ export class Dispatcher {
           encoding: row.encoding,
           dlrUrl: dlrUrlFor(this.ctx, row.id),
         });
-        if (this.hooks.beforeRecord) await this.hooks.beforeRecord({ messageId: row.id, result });
-        await this.recorder.push({ claimed: row, result, at: this.ctx.clock.now() });
+        this.unrecorded++;
+        callDone();
+        try {
+          if (this.hooks.beforeRecord) await this.hooks.beforeRecord({ messageId: row.id, result });
+          await this.recorder.push({ claimed: row, result, at: this.ctx.clock.now() });
+        } finally {
+          if (this.unrecorded-- === this.maxUnrecorded) this.sleeper.wake();
+        }
       } catch (err) {
         // Left SENDING: the lease expires and the row is claimed again (same reference, no duplicate).
         this.ctx.logger.error(
@@ -177,8 +224,7 @@ export class Dispatcher {
           'could not record a send result; the message will be retried after its lease',
         );
       } finally {
-        this.inFlight--;
-        if (this.inFlight < this.ctx.config.dispatch.concurrency / 2) this.sleeper.wake();
+        callDone();
       }
     })();
     this.inFlightWork.add(work);
@@ -224,12 +270,14 @@ export class Dispatcher {
       pmid: (result as { providerMessageId: string }).providerMessageId,
       at,
       e: newId(),
+      // the requester's copy (messaging.notify.<requester>.sent), when the message has one
+      n: newId(),
     }));
     const provider = this.provider.name;
     const time = this.ctx.clock.now().toISOString();
     const result = await sql<{ n: number }>`
       with r as (
-        select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(id text, pmid text, at timestamptz, e uuid)
+        select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(id text, pmid text, at timestamptz, e uuid, n uuid)
       ), cur as (
         select m.id, m.status in ('SCHEDULED', 'QUEUED', 'SENDING') as adv, m.sent_at is null as first
           from messages m
@@ -251,25 +299,31 @@ export class Dispatcher {
           from p
          where m.id = p.id
         returning m.id, m.contact_id, m.to_number, m.from_number, m.category, m.status, m.segments, m.price_amount, m.price_currency,
-                  m.provider, m.provider_message_id, m.error_code, m.correlation
+                  m.provider, m.provider_message_id, m.error_code, m.correlation, m.requester
       ), h as (
         insert into message_status_history (message_id, status, at, detail)
         select p.id, 'SENT', p.at, 'accepted by ' || ${provider}::text || ' as ' || p.pmid from p where p.first order by p.id
-      ), o as (
-        insert into outbox (id, subject, event)
-        select p.e, 'messaging.message.sent',
+      ), d as (
+        select p.e, p.n, u.requester,
                jsonb_build_object(
-                 'specversion', '1.0', 'id', p.e, 'source', ${EVENT_SOURCE}::text, 'type', 'messaging.message.sent',
-                 'time', ${time}::text, 'datacontenttype', 'application/json',
-                 'data', jsonb_build_object(
-                   'messageId', u.id, 'contactId', u.contact_id, 'to', u.to_number, 'from', u.from_number, 'category', u.category,
-                   'status', u.status, 'segments', u.segments,
-                   'price', case when u.price_amount is not null and coalesce(u.price_currency, '') <> ''
-                                 then jsonb_build_object('amount', u.price_amount::text, 'currency', u.price_currency) end,
-                   'provider', u.provider, 'providerMessageId', u.provider_message_id, 'errorCode', u.error_code, 'correlation', u.correlation))
+                 'messageId', u.id, 'contactId', u.contact_id, 'to', u.to_number, 'from', u.from_number, 'category', u.category,
+                 'status', u.status, 'segments', u.segments,
+                 'price', case when u.price_amount is not null and coalesce(u.price_currency, '') <> ''
+                               then jsonb_build_object('amount', u.price_amount::text, 'currency', u.price_currency) end,
+                 'provider', u.provider, 'providerMessageId', u.provider_message_id, 'errorCode', u.error_code, 'correlation', u.correlation) as data
           from p join u on u.id = p.id
          where p.adv
-         order by p.e
+      ), o as (
+        -- messaging.message.sent for everyone, and the copy for the service that requested the message (status.ts statusEventEntries)
+        insert into outbox (id, subject, event)
+        select x.id, x.subject,
+               jsonb_build_object(
+                 'specversion', '1.0', 'id', x.id, 'source', ${EVENT_SOURCE}::text, 'type', x.subject,
+                 'time', ${time}::text, 'datacontenttype', 'application/json', 'data', x.data)
+          from (select e as id, 'messaging.message.sent' as subject, data from d
+                union all
+                select n, 'messaging.notify.' || requester || '.sent', data from d where requester is not null) x
+         order by x.id
       )
       select count(*)::int as n from p where p.first`.execute(this.ctx.db);
     return result.rows[0]?.n ?? 0;

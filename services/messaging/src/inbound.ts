@@ -191,6 +191,7 @@ export async function receiveInbound(ctx: MessagingContext, sms: InboundSms, ste
         error_message: null,
         idempotency_key: key,
         correlation: null,
+        requester: null,
         attempts: 0,
         not_before: now,
         lease_until: null,

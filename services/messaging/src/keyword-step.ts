@@ -51,6 +51,7 @@ async function queueReply(ctx: MessagingContext, inbound: InboundContext, keywor
     error_message: null,
     idempotency_key: keywordReplyKey(inbound.message.id),
     correlation: null,
+    requester: null,
     attempts: 0,
     not_before: now,
     lease_until: null,

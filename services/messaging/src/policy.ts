@@ -3,7 +3,7 @@ import { badInput, enqueueEvents } from '@textloop/service-kit';
 import { countryTimezone, normalizePhone } from '@textloop/sms';
 import type { Database, MessageCategory } from './db/database';
 import type { MessagingContext } from './context';
-import { EVENT_SOURCE, statusEventData, withRetry, type Db, type MessageRow } from './status';
+import { EVENT_SOURCE, statusEventEntries, withRetry, type Db, type MessageRow } from './status';
 
 /**
  * The messaging policy: when MARKETING and SURVEY messages may go out (quiet hours, in the
@@ -429,7 +429,7 @@ export async function insertWithPolicy(
         await enqueueEvents(
           trx,
           EVENT_SOURCE,
-          scheduled.map((r) => ({ subject: 'messaging.message.scheduled', data: statusEventData(r) })),
+          scheduled.flatMap((r) => statusEventEntries(r, 'messaging.message.scheduled')),
           ctx.clock,
         );
       }

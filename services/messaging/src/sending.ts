@@ -27,6 +27,8 @@ export interface SendRequest {
   input: SendInput;
   /** Opaque object echoed on every status event of the message (messaging.cmd.send). */
   correlation?: Record<string, unknown> | null;
+  /** The Textloop service whose command asked for it: it also gets the statuses on messaging.notify.<service>.* */
+  requester?: string | null;
 }
 
 export const MAX_BODY_CHARS = 1600;
@@ -230,6 +232,7 @@ function buildRow(ctx: MessagingContext, request: SendRequest, index: number, lo
     error_message: optedOut ? 'The recipient unsubscribed (STOP or unsubscribeContact); nothing is sent until they resubscribe.' : null,
     idempotency_key: input.idempotencyKey ?? null,
     correlation: request.correlation ?? null,
+    requester: request.requester ?? null,
     attempts: 0,
     not_before: now,
     lease_until: null,

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type RawBuilder, type Selectable, type Transaction } from 'kysely';
-import { createEvent, type CloudEvent, type MessageStatusEventData } from '@textloop/events';
+import { createEvent, notifySubject, type CloudEvent, type MessageStatusEventData } from '@textloop/events';
 import type { Clock } from '@textloop/service-kit';
 import { columnList, recordset, type Column } from './bulk';
 import type { Database, MessageStatus, MessagesTable } from './db/database';
@@ -116,6 +116,7 @@ const MESSAGE_COLUMNS: readonly Column[] = [
   ['error_message', 'text'],
   ['idempotency_key', 'text'],
   ['correlation', 'jsonb'],
+  ['requester', 'text'],
   ['attempts', 'integer'],
   ['not_before', 'timestamptz'],
   ['lease_until', 'timestamptz'],
@@ -128,8 +129,19 @@ const MESSAGE_COLUMNS: readonly Column[] = [
 const historyRows = (entries: HistoryEntry[]) => entries.map((e) => ({ message_id: e.messageId, status: e.status, at: e.at, detail: e.detail ?? null }));
 
 /**
+ * The status event of a message snapshot on `subject`, and its copy for the service that requested
+ * the message (messaging.notify.<requester>.<status>, packages/events) when there is one.
+ */
+export function statusEventEntries(row: MessageRow, subject: string): Array<{ subject: string; data: MessageStatusEventData }> {
+  const data = statusEventData(row);
+  const entries = [{ subject, data }];
+  if (row.requester) entries.push({ subject: notifySubject(row.requester, subject), data });
+  return entries;
+}
+
+/**
  * Outbox rows (the kit's table, published by the kit's relay) for the status events of these row
- * snapshots; rows whose status publishes nothing are skipped.
+ * snapshots (with the requester's copies); rows whose status publishes nothing are skipped.
  */
 function statusEvents(rows: MessageRow[], clock: Clock): Array<{ id: string; subject: string; event: CloudEvent; message_id: string }> {
   const time = clock.now();
@@ -137,8 +149,10 @@ function statusEvents(rows: MessageRow[], clock: Clock): Array<{ id: string; sub
   for (const row of rows) {
     const subject = statusSubject(row.status);
     if (!subject) continue;
-    const event = createEvent({ source: EVENT_SOURCE, type: subject, data: statusEventData(row), time });
-    out.push({ id: event.id, subject, event, message_id: row.id });
+    for (const entry of statusEventEntries(row, subject)) {
+      const event = createEvent({ source: EVENT_SOURCE, type: entry.subject, data: entry.data, time });
+      out.push({ id: event.id, subject: entry.subject, event, message_id: row.id });
+    }
   }
   return out;
 }

@@ -52,6 +52,8 @@ export interface StartOptions {
   requestId?: string | null;
   /** The command's correlation, echoed on the code's message events beside verificationId. */
   correlation?: Record<string, unknown> | null;
+  /** The Textloop service that sent the command: it also gets the code messages' statuses on messaging.notify.<service>.* */
+  requester?: string | null;
 }
 
 /** The idempotency key of the n-th text of a verification (n from 1). */
@@ -176,7 +178,7 @@ async function queueText(
   sendNumber: number,
   text: Text,
   variables: Record<string, unknown>,
-  correlation: Record<string, unknown> | null | undefined,
+  origin: StartOptions,
 ): Promise<void> {
   const txCtx: MessagingContext = {
     ...ctx,
@@ -186,7 +188,7 @@ async function queueText(
   };
   const input: SendInput = { to: row.to_number, ...text, variables, category: 'OTP', idempotencyKey: verificationMessageKey(row.id, sendNumber) };
   try {
-    await sendMessages(txCtx, [{ input, correlation: { ...correlation, verificationId: row.id } }], { indexed: false });
+    await sendMessages(txCtx, [{ input, correlation: { ...origin.correlation, verificationId: row.id }, requester: origin.requester }], { indexed: false });
   } catch (err) {
     // The template needs something startVerification cannot give (only code and contact.* exist).
     if (err instanceof GraphQLError && err.extensions.code === 'BAD_USER_INPUT' && err.extensions.field === 'variables') {
@@ -262,7 +264,7 @@ export async function startVerification(ctx: MessagingContext, input: StartVerif
         const sends = pending.sends + 1;
         await trx.updateTable('verifications').set({ sends, updated_at: now }).where('id', '=', pending.id).execute();
         const resent = { ...pending, sends, updated_at: now };
-        await queueText(ctx, trx, wake, resent, sends, { body: literal(first.body) }, {}, options.correlation);
+        await queueText(ctx, trx, wake, resent, sends, { body: literal(first.body) }, {}, options);
         return resent;
       }
       // The first text is gone (its contact was erased): the code cannot be resent, so a new one replaces it.
@@ -305,7 +307,7 @@ export async function startVerification(ctx: MessagingContext, input: StartVerif
       updated_at: now,
     };
     await trx.insertInto('verifications').values(created).execute();
-    await queueText(ctx, trx, wake, created, 1, text, { code }, options.correlation);
+    await queueText(ctx, trx, wake, created, 1, text, { code }, options);
     return created;
   });
   if (wake.dispatcher) ctx.kickDispatcher();

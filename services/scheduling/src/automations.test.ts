@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { newId } from '@textloop/events';
+import { newId, notifySubject } from '@textloop/events';
 import { waitFor } from '@textloop/service-kit/testing';
 import { eraseContact } from './automations';
 import { expectError, startEnv, type Env, type GraphQLResult, type Instance } from './test-support';
@@ -204,8 +204,8 @@ describe('onboarding: contact.created → verification at once, quick start afte
     expect(env.of('scheduling.run.started', (e) => e.event.data.runId === run.id).map((e) => e.event.data)).toEqual([ref]);
     expect(env.of('scheduling.run.completed', (e) => e.event.data.runId === run.id).map((e) => e.event.data)).toEqual([ref]);
 
-    // Messaging's status events echo the correlation: the step learns which message it sent.
-    await env.publish('messaging.message.queued', {
+    // Messaging's status events echo the correlation (scheduling reads its copies): the step learns which message it sent.
+    await env.publish(notifySubject('scheduling', 'messaging.message.queued'), {
       messageId: 'msg-quick-start',
       contactId,
       to: '+14155550101',
@@ -411,6 +411,42 @@ describe('which events start runs', () => {
     expect(await runsOf(at60, automation.id)).toEqual([]);
     const [run] = await runsOf(at30, automation.id);
     expect(run).toMatchObject({ triggerEvent: 'contact.dormant', triggerProperties: { days: 30 } });
+  });
+
+  it('message.delivered (built in) starts a run from messaging.message.delivered, once, not again from scheduling’s copy', async () => {
+    const automation = await created({
+      name: 'After delivery',
+      triggerEvent: 'message.delivered',
+      triggerFilter: { messageId: 'msg-builtin-1' },
+      steps: [{ type: 'SEND_MESSAGE', template: 'plain' }],
+    });
+    const contactId = `contact-${newId()}`;
+    const delivered = {
+      messageId: 'msg-builtin-1',
+      contactId,
+      to: '+14155550102',
+      from: '+15005550006',
+      category: 'TRANSACTIONAL',
+      status: 'DELIVERED',
+      segments: 1,
+      correlation: { stepId: 'some-step' },
+    };
+    // Messaging publishes the status for everyone and, for a message scheduling asked for, a copy (own event id).
+    const event = await env.publish('messaging.message.delivered', delivered);
+    await env.publish(notifySubject('scheduling', 'messaging.message.delivered'), delivered);
+    // Without a contact there is nothing to start a run for.
+    await env.publish('messaging.message.delivered', { ...delivered, contactId: null });
+    await env.handled('MESSAGING', 'scheduling-delivered');
+    await env.handled('MESSAGING', 'scheduling-message-status');
+    const runs = await runsOf(contactId, automation.id);
+    expect(runs.map((r) => [r.triggerEvent, r.triggerProperties.messageId])).toEqual([['message.delivered', 'msg-builtin-1']]);
+    // Nor for anyone else (the contact-less event).
+    const all = await app.gql('query($a: ID) { automationRuns(automationId: $a) { id } }', { a: automation.id });
+    expect(all.data.automationRuns).toHaveLength(1);
+    // Processed under the name of the durable that triggered these before (an upgraded install's replay starts nothing twice).
+    const processed = await sql<{ consumer: string }>`select consumer from processed_events where event_id = ${event.id}`.execute(app.deps.db);
+    expect(processed.rows.map((r) => r.consumer)).toEqual(['scheduling-messages']);
+    await app.gql('mutation($id: ID!) { setAutomationEnabled(id: $id, enabled: false) { id } }', { id: automation.id });
   });
 
   it('a disabled automation starts nothing; enabled again, it does', async () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newId } from '@textloop/events';
+import { newId, notifySubject } from '@textloop/events';
 import { addContact, startEnv, type Env, type Instance } from './test-support';
 
 /** Without DATABASE_URL the platform runs on embedded PGlite: campaigns, offers and attribution must work there too. */
@@ -35,7 +35,7 @@ describe('campaigns on embedded PGlite', () => {
     expect(new Set(codes).size).toBe(5);
 
     const [first, second, third] = commands;
-    await env.publish('messaging.message.delivered', {
+    await env.publish(notifySubject('scheduling', 'messaging.message.delivered'), {
       messageId: 'msg-lite-1',
       contactId: first!.event.data.contactId,
       to: '+14155550100',
@@ -55,7 +55,8 @@ describe('campaigns on embedded PGlite', () => {
       keyword: 'STOP',
       inReplyTo: { messageId: 'msg-lite-2', category: 'MARKETING', correlation: second!.event.data.correlation },
     });
-    await env.handled('MESSAGING', 'scheduling-messages');
+    await env.handled('MESSAGING', 'scheduling-message-status');
+    await env.handled('MESSAGING', 'scheduling-received');
     env.clock.advance(60_000);
     await env.track('order.placed', third!.event.data.contactId, { code: codes[2] });
     await env.handled('EVENTS', 'scheduling-events');

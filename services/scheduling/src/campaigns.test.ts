@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newId } from '@textloop/events';
+import { newId, notifySubject } from '@textloop/events';
 import { waitFor } from '@textloop/service-kit/testing';
 import { issueCodes } from './offers';
 import { addContact, expectError, startEnv, type Env, type GraphQLResult, type Instance, type Recorded } from './test-support';
@@ -193,8 +193,14 @@ describe('launching', () => {
 });
 
 describe('offers and stats', () => {
-  function statusEvent(command: Recorded, status: string, extra: Record<string, unknown> = {}) {
-    return env.publish(`messaging.message.${status.toLowerCase()}`, {
+  /** A status of a campaign message as scheduling gets it: messaging's copy on messaging.notify.scheduling.<status>. */
+  function statusEvent(
+    command: Recorded,
+    status: string,
+    extra: Record<string, unknown> = {},
+    subject = notifySubject('scheduling', `messaging.message.${status.toLowerCase()}`),
+  ) {
+    return env.publish(subject, {
       messageId: `msg-${command.event.data.requestId}`,
       contactId: command.event.data.contactId,
       to: '+14155550100',
@@ -273,7 +279,8 @@ describe('offers and stats', () => {
     await inbound(c6.event.data.contactId, 'STOP', { messageId: 'msg-x', category: 'MARKETING', correlation: c6.event.data.correlation }, 'STOP');
     // A STOP without inReplyTo counts for the campaign last sent to the contact (c8).
     await inbound(c8.event.data.contactId, 'stop', null, 'STOP');
-    await env.handled('MESSAGING', 'scheduling-messages');
+    await env.handled('MESSAGING', 'scheduling-message-status');
+    await env.handled('MESSAGING', 'scheduling-received');
 
     // An event that happened before the send (delivered late) is not coming back.
     await env.track('app.opened', c2.event.data.contactId, {}, { time: new Date(sentAt.getTime() - 1000) });
@@ -309,6 +316,31 @@ describe('offers and stats', () => {
     // The first status event told which message carried each code.
     const linked = await app.deps.db.selectFrom('offer_codes').select(['code', 'message_id']).where('code', '=', codes[0]!).executeTakeFirstOrThrow();
     expect(linked.message_id).toBe(`msg-${c0.event.data.requestId}`);
+  });
+
+  it('takes statuses only from its copies: a campaign message’s status on messaging.message.* alone changes no stats', async () => {
+    contacts('copies', 2);
+    const draft = await created({ name: 'Copies only', audience: { tags: ['copies'] }, template: 'news' });
+    await launch(draft.id);
+    await env.waitFor('scheduling.campaign.completed', (e) => e.event.data.campaignId === draft.id);
+    const [a, b] = commandsOf(draft.id).sort((x, y) => (x.event.data.contactId < y.event.data.contactId ? -1 : 1)) as [Recorded, Recorded];
+    // On everyone's subjects only (as if messaging had made no copy), then scheduling's copy of b's status behind them.
+    await statusEvent(a, 'DELIVERED', { price: { amount: '0.5', currency: 'USD' } }, 'messaging.message.delivered');
+    await statusEvent(a, 'FAILED', { errorCode: 'INVALID_NUMBER' }, 'messaging.message.failed');
+    await statusEvent(b, 'DELIVERED', { price });
+    await env.handled('MESSAGING', 'scheduling-message-status');
+    await env.handled('MESSAGING', 'scheduling-delivered');
+    expect((await campaign(draft.id)).stats).toMatchObject({ recipients: 2, sent: 2, delivered: 1, failed: 0, cost: { amount: '0.0079', currency: 'USD' } });
+    const rows = await app.deps.db
+      .selectFrom('campaign_recipients')
+      .select(['message_id', 'message_status'])
+      .where('campaign_id', '=', draft.id)
+      .orderBy('contact_id')
+      .execute();
+    expect(rows).toEqual([
+      { message_id: null, message_status: null },
+      { message_id: `msg-${b.event.data.requestId}`, message_status: 'DELIVERED' },
+    ]);
   });
 
   it('does not redeem an expired code nor count activity after the offer expired; without an offer the window is 30 days', async () => {
@@ -423,7 +455,7 @@ describe('offers on automation steps', () => {
     expect(rows.every((r) => r.run_id === commands.find((c) => c.event.data.requestId === r.step_id)!.event.data.correlation.automationRunId)).toBe(true);
 
     // Messaging's first event names the message the code went out in.
-    await env.publish('messaging.message.queued', {
+    await env.publish(notifySubject('scheduling', 'messaging.message.queued'), {
       messageId: 'msg-dormant-0',
       contactId: commands[0]!.event.data.contactId,
       to: '+14155550100',

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { notifySubject } from '@textloop/events';
 import { waitFor } from '@textloop/service-kit/testing';
 import { expectError, startEnv, type Env, type GraphQLResult, type Instance } from './test-support';
 
@@ -146,11 +147,14 @@ describe('scheduleMessage', () => {
     // Already sent: too late to cancel.
     expectError(await cancel(toContact.id), 'CONFLICT');
 
-    // Messaging reports the message: queued links it, failed marks the scheduled message FAILED.
-    await env.publish('messaging.message.queued', statusEvent('msg-sm-1', command!.event.data.correlation, 'QUEUED'));
+    // Messaging reports the message (on scheduling's copies): queued links it, failed marks the scheduled message FAILED.
+    await env.publish(notifySubject('scheduling', 'messaging.message.queued'), statusEvent('msg-sm-1', command!.event.data.correlation, 'QUEUED'));
     await waitFor(async () => (await find(toContact.id)).message?.id === 'msg-sm-1', { what: 'the scheduled message to link its message' });
     expect((await find(toContact.id)).status).toBe('SENT');
-    await env.publish('messaging.message.failed', statusEvent('msg-sm-1', command!.event.data.correlation, 'FAILED', 'TEMPLATE_VARIABLE_MISSING'));
+    await env.publish(
+      notifySubject('scheduling', 'messaging.message.failed'),
+      statusEvent('msg-sm-1', command!.event.data.correlation, 'FAILED', 'TEMPLATE_VARIABLE_MISSING'),
+    );
     const failed = await waitFor(async () => {
       const row = await find(toContact.id);
       return row.status === 'FAILED' ? row : undefined;

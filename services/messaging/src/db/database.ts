@@ -71,6 +71,8 @@ export interface MessagesTable {
   error_message: string | null;
   idempotency_key: string | null;
   correlation: Json<Record<string, unknown> | null> | null;
+  /** the service that asked for it by command; its statuses are copied to messaging.notify.<requester>.<status> */
+  requester: string | null;
   attempts: Generated<number>;
   /** due time for QUEUED; lease expiry for SENDING */
   not_before: Timestamp;

@@ -1,4 +1,4 @@
-import { startConsumerWhenReady, type CloudEvent, type PendingConsumer } from '@textloop/events';
+import { notifyFilter, retireDurables, startConsumerWhenReady, statusSubjectOfNotify, type CloudEvent, type PendingConsumer } from '@textloop/events';
 import type { ServiceDeps } from '@textloop/service-kit';
 import type { SchedulingContext } from '../context';
 import type { Database } from '../db/database';
@@ -36,10 +36,25 @@ export function builtInEvent(subject: string, event: CloudEvent<Data>): TriggerE
   }
 }
 
+/** Durables scheduling ran before and no longer does (deleted at start-up so the stream keeps nothing pending for them). */
+const RETIRED_DURABLES = [
+  // messaging.message.>: every status of every message, the bulk of it acknowledged unread. Now
+  // scheduling-message-status (its own messages' copies), scheduling-delivered and scheduling-received.
+  'scheduling-messages',
+];
+
 /**
  * Scheduling's durable consumers. Every stream belongs to another service, so each attaches once
  * that stream exists and replays it from the start (deliver all): an event published before
  * scheduling started still starts its runs. Automations only react to events newer than themselves.
+ *
+ * Message statuses: scheduling needs the statuses of the messages it asked for (steps, scheduled
+ * messages, campaign recipients: messaging.cmd.send/verify with a correlation), which messaging
+ * copies to messaging.notify.scheduling.<status>. It reads only those copies, so a bulk send by
+ * someone else (three status events per message) never reaches it; a server before 2.10 takes one
+ * filter subject per consumer and cannot filter on the payload. From the contract subjects it reads
+ * only messaging.message.delivered (the built-in message.delivered trigger) and
+ * messaging.message.received (campaign replies and STOP), each on a consumer of its own.
  */
 export function startConsumers(deps: ServiceDeps<Database>, ctx: SchedulingContext): PendingConsumer[] {
   const { js, jsm } = deps.nats;
@@ -48,6 +63,8 @@ export function startConsumers(deps: ServiceDeps<Database>, ctx: SchedulingConte
     const mapped = builtInEvent(subject, event);
     if (mapped) await applyEvent(ctx, durable, mapped);
   };
+  // Best effort and in the background: a missing stream or durable is fine, and start-up does not wait.
+  void retireDurables(jsm, 'MESSAGING', RETIRED_DURABLES, deps.logger).catch(() => undefined);
   return [
     startConsumerWhenReady({
       ...common,
@@ -77,16 +94,35 @@ export function startConsumers(deps: ServiceDeps<Database>, ctx: SchedulingConte
     startConsumerWhenReady({
       ...common,
       stream: 'MESSAGING',
-      durable: 'scheduling-messages',
-      filterSubjects: ['messaging.message.>'],
-      // Bulk traffic (statuses of messages nobody here asked for) is acknowledged unread; delivered
-      // events still count as the built-in message.delivered trigger, received ones for attribution.
-      ignore: (subject, data) => !data?.correlation && subject !== 'messaging.message.delivered' && subject !== 'messaging.message.received',
+      durable: 'scheduling-message-status',
+      // messaging.notify.scheduling.<status>: copies of the status events of scheduling's own messages.
+      filterSubjects: [notifyFilter('scheduling')],
+      // message-links.ts and attribution.ts speak in the contract's subject names.
       handle: async (event, subject) => {
-        await recordMessageStatus(ctx, subject, event.data);
-        if (subject === 'messaging.message.received') await recordInbound(ctx, event.data, new Date(event.time));
-        await trigger('scheduling-messages')(event, subject);
+        const status = statusSubjectOfNotify(subject);
+        if (status) await recordMessageStatus(ctx, status, event.data);
       },
+    }),
+    startConsumerWhenReady({
+      ...common,
+      stream: 'MESSAGING',
+      durable: 'scheduling-delivered',
+      filterSubjects: ['messaging.message.delivered'],
+      // Every delivery, as the built-in message.delivered trigger; one without a contact starts nothing.
+      ignore: (_subject, data) => typeof data?.contactId !== 'string',
+      // Processed-event key of the retired scheduling-messages, which triggered these before: when this
+      // durable replays the stream on an upgraded install, runs already started are not started again.
+      handle: trigger('scheduling-messages'),
+    }),
+    startConsumerWhenReady({
+      ...common,
+      stream: 'MESSAGING',
+      durable: 'scheduling-received',
+      filterSubjects: ['messaging.message.received'],
+      // Campaign attribution (replies, STOP). An inbound that is neither a STOP nor an answer to a
+      // message with a correlation counts for no campaign. (No built-in trigger maps from received.)
+      ignore: (_subject, data) => data?.keyword !== 'STOP' && !data?.inReplyTo?.correlation,
+      handle: (event) => recordInbound(ctx, event.data, new Date(event.time)),
     }),
     startConsumerWhenReady({
       ...common,

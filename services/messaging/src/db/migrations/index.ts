@@ -5,6 +5,7 @@ import * as messagingPolicy from './2026-11-27T12-00-01_messaging-policy';
 import * as conversations from './2026-11-27T14-00-01_conversations';
 import * as keywordReplies from './2026-11-27T14-00-02_keyword-replies';
 import * as conversationFeedback from './2026-11-27T16-00-02_conversation-feedback';
+import * as messageRequester from './2026-11-27T18-00-00_message-requester';
 
 export const migrations: Record<string, Migration> = {
   '2026-11-27T10-00-00_messaging-foundation': foundation,
@@ -13,4 +14,5 @@ export const migrations: Record<string, Migration> = {
   '2026-11-27T14-00-01_conversations': conversations,
   '2026-11-27T14-00-02_keyword-replies': keywordReplies,
   '2026-11-27T16-00-02_conversation-feedback': conversationFeedback,
+  '2026-11-27T18-00-00_message-requester': messageRequester,
 };

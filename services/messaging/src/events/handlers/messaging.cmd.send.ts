@@ -1,10 +1,10 @@
 import { GraphQLError } from 'graphql';
-import { callRpc, newId, type CloudEvent, type EventData } from '@textloop/events';
+import { callRpc, newId, requesterOf, type CloudEvent, type EventData } from '@textloop/events';
 import { GroupCommit } from '../../group-commit';
 import { normalizePhone } from '@textloop/sms';
 import type { MessagingContext } from '../../context';
 import { contactsByIds } from '../../contacts-projection';
-import { persist, senderFor, sendMessages, type SendInput, type SendRequest } from '../../sending';
+import { persist, senderFor, sendMessages, type SendRequest } from '../../sending';
 import type { MessageRow } from '../../status';
 
 type SendCommand = EventData<'messaging.cmd.send'>;
@@ -24,7 +24,8 @@ function errorCodeFor(err: GraphQLError, command: SendCommand): string {
   return 'INVALID_REQUEST';
 }
 
-function requestOf(command: SendCommand): SendRequest {
+function requestOf(event: CloudEvent<SendCommand>): SendRequest {
+  const command = event.data;
   return {
     input: {
       contactId: command.contactId,
@@ -36,6 +37,7 @@ function requestOf(command: SendCommand): SendRequest {
       idempotencyKey: commandKey(command.requestId),
     },
     correlation: command.correlation ?? null,
+    requester: requesterOf(event.source),
   };
 }
 
@@ -47,7 +49,7 @@ function requestOf(command: SendCommand): SendRequest {
  */
 export async function handleSendCommand(ctx: MessagingContext, event: CloudEvent<SendCommand>): Promise<void> {
   const command = event.data;
-  const request = requestOf(command);
+  const request = requestOf(event);
   try {
     await sendMessages(ctx, [request], { indexed: false });
   } catch (err) {
@@ -56,7 +58,7 @@ export async function handleSendCommand(ctx: MessagingContext, event: CloudEvent
     if (errorCode === 'CONTACT_NOT_FOUND' && command.contactId && (await mayStillArrive(ctx, event, command.contactId))) {
       throw new Error(`contact ${command.contactId} is not in the projection yet; retrying`);
     }
-    await persist(ctx, [await failedRow(ctx, command, request.input, errorCode, err.message)]);
+    await persist(ctx, [await failedRow(ctx, command, request, errorCode, err.message)]);
   }
 }
 
@@ -83,7 +85,7 @@ export class SendCommandBatcher {
       try {
         await sendMessages(
           this.ctx,
-          events.map((e) => requestOf(e.data)),
+          events.map((e) => requestOf(e)),
           { indexed: false },
         );
         return events.map(() => undefined);
@@ -121,7 +123,8 @@ async function mayStillArrive(ctx: MessagingContext, event: CloudEvent, contactI
   return ctx.clock.now().getTime() - Date.parse(event.time) < CONTACT_GRACE_MS;
 }
 
-async function failedRow(ctx: MessagingContext, command: SendCommand, input: SendInput, errorCode: string, message: string): Promise<MessageRow> {
+async function failedRow(ctx: MessagingContext, command: SendCommand, request: SendRequest, errorCode: string, message: string): Promise<MessageRow> {
+  const { input } = request;
   const now = ctx.clock.now();
   const contact = command.contactId ? (await contactsByIds(ctx, [command.contactId])).get(command.contactId) : undefined;
   let to = contact?.phone ?? command.to ?? '';
@@ -156,6 +159,7 @@ async function failedRow(ctx: MessagingContext, command: SendCommand, input: Sen
     error_message: message,
     idempotency_key: input.idempotencyKey!,
     correlation: command.correlation ?? null,
+    requester: request.requester ?? null,
     attempts: 0,
     not_before: now,
     lease_until: null,

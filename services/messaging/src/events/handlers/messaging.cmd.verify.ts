@@ -1,5 +1,5 @@
 import { GraphQLError } from 'graphql';
-import type { CloudEvent, EventData } from '@textloop/events';
+import { requesterOf, type CloudEvent, type EventData } from '@textloop/events';
 import type { MessagingContext } from '../../context';
 import { startVerification } from '../../verification';
 
@@ -20,7 +20,7 @@ export async function handleVerifyCommand(ctx: MessagingContext, event: CloudEve
     await startVerification(
       ctx,
       { contactId: command.contactId, to: command.to, template: command.template, codeLength: command.codeLength },
-      { requestId: command.requestId, correlation: command.correlation ?? null },
+      { requestId: command.requestId, correlation: command.correlation ?? null, requester: requesterOf(event.source) },
     );
   } catch (err) {
     if (!(err instanceof GraphQLError)) throw err;
