@@ -112,8 +112,11 @@ export interface ConsumerOptions {
   /** Runs once per valid event; throwing naks with backoff. Must be idempotent (redelivery happens). */
   handle: (event: CloudEvent<any>, subject: string) => Promise<void>;
   logger: MinimalLogger;
-  /** Where a new durable starts: 'all' (default) replays the stream, so nothing published before it is missed; 'new' skips history. */
-  deliver?: 'new' | 'all';
+  /**
+   * Where a new durable starts: 'all' (default) replays the stream, so nothing published before it
+   * is missed; 'new' skips history; { startTime } starts at the first event stored at or after it.
+   */
+  deliver?: 'new' | 'all' | { startTime: Date };
   maxInFlight?: number;
   /**
    * Events this consumer has no use for, recognised from the subject and the raw `data` before any
@@ -144,7 +147,9 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
   const config = {
     durable_name: durable,
     ack_policy: AckPolicy.Explicit,
-    deliver_policy: options.deliver === 'new' ? DeliverPolicy.New : DeliverPolicy.All,
+    ...(typeof options.deliver === 'object'
+      ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: options.deliver.startTime.toISOString() }
+      : { deliver_policy: options.deliver === 'new' ? DeliverPolicy.New : DeliverPolicy.All }),
     ...(single ? { filter_subject: single } : {}),
     ack_wait: 30 * 1e9,
     max_ack_pending: 10_000,

@@ -45,6 +45,10 @@ export class DeliveryReports {
     this.batcher = new GroupCommit((reports) => this.commit(reports), {
       maxBatch: ctx.config.deliveryReports.batchSize,
       maxDelayMs: ctx.config.deliveryReports.flushMs,
+      // The provider holds a connection open per report until it is committed, and posts over a
+      // bounded number of them: two commits in flight halve the wait, and so double what those
+      // connections carry. Both lock their rows in id order, so they cannot deadlock.
+      concurrency: 2,
     });
   }
 

@@ -72,7 +72,8 @@ export class Dispatcher {
   ) {
     const { batchSize, concurrency } = ctx.config.dispatch;
     this.maxUnrecorded = 4 * Math.max(batchSize, concurrency);
-    this.recorder = new GroupCommit((items) => this.record(items), { maxBatch: Math.max(batchSize, 100), maxDelayMs: 5 });
+    // Two batches of results in flight: one commits while the next gathers (rows are locked in id order, so they cannot deadlock).
+    this.recorder = new GroupCommit((items) => this.record(items), { maxBatch: Math.max(batchSize, 100), maxDelayMs: 5, concurrency: 2 });
   }
 
   start(): void {

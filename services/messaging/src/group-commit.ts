@@ -1,17 +1,22 @@
 /**
  * Group commit: callers push items and get a promise that settles when the batch holding their
- * item has been committed. One batch is in flight at a time; what arrives meanwhile forms the
- * next batch, so under load batches grow and commits per second stay flat.
+ * item has been committed. Up to `concurrency` batches are in flight at a time (default one); what
+ * arrives meanwhile forms the next batch, so under load batches grow and commits per second stay
+ * flat. A second batch in flight hides the first one's round trip: callers that hold a connection
+ * open until their item commits (a provider's delivery-report POSTs) wait half as long.
  */
 export class GroupCommit<T, R> {
   private pending: Array<{ item: T; resolve: (r: R) => void; reject: (err: unknown) => void }> = [];
   private timer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> | undefined;
+  private readonly flushing = new Set<Promise<void>>();
+  private readonly concurrency: number;
 
   constructor(
     private readonly commit: (items: T[]) => Promise<R[]>,
-    private readonly options: { maxBatch: number; maxDelayMs: number },
-  ) {}
+    private readonly options: { maxBatch: number; maxDelayMs: number; concurrency?: number },
+  ) {
+    this.concurrency = Math.max(1, options.concurrency ?? 1);
+  }
 
   push(item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
@@ -26,14 +31,14 @@ export class GroupCommit<T, R> {
 
   /** Commits everything pending now (shutdown, tests). */
   async drain(): Promise<void> {
-    while (this.pending.length > 0 || this.flushing) {
-      if (this.flushing) await this.flushing;
-      else this.flushNow();
+    while (this.pending.length > 0 || this.flushing.size > 0) {
+      if (this.pending.length > 0 && this.flushing.size < this.concurrency) this.flushNow();
+      else await Promise.race(this.flushing);
     }
   }
 
   private schedule(): void {
-    if (this.flushing) return; // the running flush picks the rest up when it finishes
+    if (this.flushing.size >= this.concurrency) return; // a running flush picks the rest up when it finishes
     if (this.pending.length >= this.options.maxBatch) {
       this.flushNow();
     } else if (!this.timer) {
@@ -46,9 +51,9 @@ export class GroupCommit<T, R> {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    if (this.flushing || this.pending.length === 0) return;
+    if (this.flushing.size >= this.concurrency || this.pending.length === 0) return;
     const batch = this.pending.splice(0, this.options.maxBatch);
-    this.flushing = (async () => {
+    const flush: Promise<void> = (async () => {
       try {
         const results = await this.commit(batch.map((b) => b.item));
         batch.forEach((b, i) => b.resolve(results[i] as R));
@@ -56,9 +61,13 @@ export class GroupCommit<T, R> {
         for (const b of batch) b.reject(err);
       }
     })().finally(() => {
-      this.flushing = undefined;
+      this.flushing.delete(flush);
       // Items that queued up during the commit have waited long enough: commit them right away.
       if (this.pending.length > 0) this.flushNow();
     });
+    this.flushing.add(flush);
+    // More waiting than one batch takes: start the next one now, if a slot is free.
+    if (this.pending.length >= this.options.maxBatch) this.flushNow();
+    else if (this.pending.length > 0) this.schedule();
   }
 }

@@ -167,4 +167,30 @@ describe('rules', () => {
       [4, 5],
     ]);
   });
+  it('keeps up to `concurrency` batches in flight and never more', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const release: Array<() => void> = [];
+    const gc = new GroupCommit<number, number>(
+      async (items) => {
+        inFlight++;
+        most = Math.max(most, inFlight);
+        await new Promise<void>((r) => release.push(r));
+        inFlight--;
+        return items;
+      },
+      { maxBatch: 2, maxDelayMs: 1, concurrency: 2 },
+    );
+    const all = Promise.all([1, 2, 3, 4, 5, 6].map((i) => gc.push(i)));
+    await new Promise((r) => setTimeout(r, 20));
+    // Two full batches started at once; the third waits for a free slot.
+    expect(inFlight).toBe(2);
+    while (release.length > 0 || inFlight > 0) {
+      release.shift()?.();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(await all).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(most).toBe(2);
+    await gc.drain();
+  });
 });

@@ -420,6 +420,8 @@ describe('which events start runs', () => {
       triggerFilter: { messageId: 'msg-builtin-1' },
       steps: [{ type: 'SEND_MESSAGE', template: 'plain' }],
     });
+    // Deliveries are read only while an automation uses them: the durable appears once this one exists.
+    await waitFor(() => env.jsm.consumers.info('MESSAGING', 'scheduling-delivered').then(() => true), { what: 'the scheduling-delivered durable' });
     const contactId = `contact-${newId()}`;
     const delivered = {
       messageId: 'msg-builtin-1',

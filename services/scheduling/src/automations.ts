@@ -150,12 +150,17 @@ export async function createAutomation(ctx: SchedulingContext, input: Automation
       created_at: ctx.clock.now(),
     })
     .returningAll()
-    .executeTakeFirstOrThrow();
+    .executeTakeFirstOrThrow()
+    .then((row) => {
+      ctx.automationsChanged();
+      return row;
+    });
 }
 
 export async function setAutomationEnabled(ctx: SchedulingContext, id: string, enabled: boolean): Promise<AutomationRow> {
   const row = await ctx.db.updateTable('automations').set({ enabled }).where('id', '=', id).returningAll().executeTakeFirst();
   if (!row) throw notFound(`No automation has id "${id}".`);
+  ctx.automationsChanged();
   return row;
 }
 

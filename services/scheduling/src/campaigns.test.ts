@@ -329,7 +329,6 @@ describe('offers and stats', () => {
     await statusEvent(a, 'FAILED', { errorCode: 'INVALID_NUMBER' }, 'messaging.message.failed');
     await statusEvent(b, 'DELIVERED', { price });
     await env.handled('MESSAGING', 'scheduling-message-status');
-    await env.handled('MESSAGING', 'scheduling-delivered');
     expect((await campaign(draft.id)).stats).toMatchObject({ recipients: 2, sent: 2, delivered: 1, failed: 0, cost: { amount: '0.0079', currency: 'USD' } });
     const rows = await app.deps.db
       .selectFrom('campaign_recipients')

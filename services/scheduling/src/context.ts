@@ -15,6 +15,8 @@ export interface SchedulingContext {
   kickTimers(): void;
   /** Wakes the campaign runner after a campaign was scheduled, launched or given recipients. */
   kickCampaigns(): void;
+  /** After an automation was created, enabled or disabled: the message.delivered feed checks whether it is needed. */
+  automationsChanged(): void;
   campaigns: {
     /** contacts asked per rpc.contacts.audience page (CAMPAIGN_AUDIENCE_PAGE_SIZE) */
     audiencePageSize: number;

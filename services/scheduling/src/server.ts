@@ -6,7 +6,8 @@ import type { SchedulingContext } from './context';
 import type { Database } from './db/database';
 import { eraseContact } from './automations';
 import { CampaignRunner, type CampaignRunnerOptions } from './campaign-runner';
-import { startConsumers } from './events/consumers';
+import { deliveredTrigger, startConsumers } from './events/consumers';
+import type { DeliveredTriggerFeed } from './events/delivered-trigger';
 import { createResolvers } from './resolvers';
 import { Timers, type TimerOptions } from './timers';
 
@@ -55,6 +56,7 @@ export function createServer(deps: ServiceDeps<Database>): SchedulingInstance {
   const campaignSettings = campaignOptions(deps.env);
   let timers: Timers | undefined;
   let campaigns: CampaignRunner | undefined;
+  let delivered: DeliveredTriggerFeed | undefined;
   const ctx: SchedulingContext = {
     db: deps.db,
     clock: deps.clock,
@@ -63,6 +65,7 @@ export function createServer(deps: ServiceDeps<Database>): SchedulingInstance {
     nats: deps.nats.nc,
     kickTimers: () => timers?.kick(),
     kickCampaigns: () => campaigns?.kick(),
+    automationsChanged: () => delivered?.kick(),
     campaigns: { audiencePageSize: campaignSettings.audiencePageSize },
   };
   timers = new Timers(ctx, options);
@@ -78,7 +81,9 @@ export function createServer(deps: ServiceDeps<Database>): SchedulingInstance {
     timers,
     campaigns,
     async start() {
-      consumers = [consumeContactErasure(deps, (trx, contactId) => eraseContact(trx, contactId, deps.clock.now())), ...startConsumers(deps, ctx)];
+      delivered = deliveredTrigger(deps, ctx);
+      delivered.start();
+      consumers = [consumeContactErasure(deps, (trx, contactId) => eraseContact(trx, contactId, deps.clock.now())), ...startConsumers(deps, ctx), delivered];
       if (options.enabled) {
         timers!.start();
         campaigns!.start();

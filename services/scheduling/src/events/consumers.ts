@@ -5,6 +5,7 @@ import type { Database } from '../db/database';
 import { applyEvent, type TriggerEvent } from '../triggers';
 import { recordMessageStatus } from '../message-links';
 import { recordActivity, recordInbound } from '../attribution';
+import { DeliveredTriggerFeed } from './delivered-trigger';
 
 type Data = Record<string, unknown>;
 
@@ -53,16 +54,27 @@ const RETIRED_DURABLES = [
  * copies to messaging.notify.scheduling.<status>. It reads only those copies, so a bulk send by
  * someone else (three status events per message) never reaches it; a server before 2.10 takes one
  * filter subject per consumer and cannot filter on the payload. From the contract subjects it reads
- * only messaging.message.delivered (the built-in message.delivered trigger) and
- * messaging.message.received (campaign replies and STOP), each on a consumer of its own.
+ * messaging.message.received (campaign replies and STOP) here, and messaging.message.delivered
+ * (the built-in trigger) only while an automation uses it (deliveredTrigger).
  */
+const triggerFor = (ctx: SchedulingContext, consumer: string) => async (event: CloudEvent<Data>, subject: string) => {
+  const mapped = builtInEvent(subject, event);
+  if (mapped) await applyEvent(ctx, consumer, mapped);
+};
+
+/**
+ * messaging.message.delivered as the built-in message.delivered trigger, read only while an
+ * automation uses it (delivered-trigger.ts). Its processed-event key is the retired
+ * scheduling-messages', which triggered these before: runs already started are not started again.
+ */
+export function deliveredTrigger(deps: ServiceDeps<Database>, ctx: SchedulingContext): DeliveredTriggerFeed {
+  return new DeliveredTriggerFeed(deps, triggerFor(ctx, 'scheduling-messages'));
+}
+
 export function startConsumers(deps: ServiceDeps<Database>, ctx: SchedulingContext): PendingConsumer[] {
   const { js, jsm } = deps.nats;
   const common = { js, jsm, deliver: 'all' as const, logger: deps.logger };
-  const trigger = (durable: string) => async (event: CloudEvent<Data>, subject: string) => {
-    const mapped = builtInEvent(subject, event);
-    if (mapped) await applyEvent(ctx, durable, mapped);
-  };
+  const trigger = (consumer: string) => triggerFor(ctx, consumer);
   // Best effort and in the background: a missing stream or durable is fine, and start-up does not wait.
   void retireDurables(jsm, 'MESSAGING', RETIRED_DURABLES, deps.logger).catch(() => undefined);
   return [
@@ -102,17 +114,6 @@ export function startConsumers(deps: ServiceDeps<Database>, ctx: SchedulingConte
         const status = statusSubjectOfNotify(subject);
         if (status) await recordMessageStatus(ctx, status, event.data);
       },
-    }),
-    startConsumerWhenReady({
-      ...common,
-      stream: 'MESSAGING',
-      durable: 'scheduling-delivered',
-      filterSubjects: ['messaging.message.delivered'],
-      // Every delivery, as the built-in message.delivered trigger; one without a contact starts nothing.
-      ignore: (_subject, data) => typeof data?.contactId !== 'string',
-      // Processed-event key of the retired scheduling-messages, which triggered these before: when this
-      // durable replays the stream on an upgraded install, runs already started are not started again.
-      handle: trigger('scheduling-messages'),
     }),
     startConsumerWhenReady({
       ...common,

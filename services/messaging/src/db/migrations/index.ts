@@ -6,6 +6,7 @@ import * as conversations from './2026-11-27T14-00-01_conversations';
 import * as keywordReplies from './2026-11-27T14-00-02_keyword-replies';
 import * as conversationFeedback from './2026-11-27T16-00-02_conversation-feedback';
 import * as messageRequester from './2026-11-27T18-00-00_message-requester';
+import * as historyIndexOnlyByMessage from './2026-11-27T18-00-01_history-index-only-by-message';
 
 export const migrations: Record<string, Migration> = {
   '2026-11-27T10-00-00_messaging-foundation': foundation,
@@ -15,4 +16,5 @@ export const migrations: Record<string, Migration> = {
   '2026-11-27T14-00-02_keyword-replies': keywordReplies,
   '2026-11-27T16-00-02_conversation-feedback': conversationFeedback,
   '2026-11-27T18-00-00_message-requester': messageRequester,
+  '2026-11-27T18-00-01_history-index-only-by-message': historyIndexOnlyByMessage,
 };
