@@ -3,7 +3,7 @@ import { newId } from '@textloop/events';
 import type { MessageStatus } from './db/database';
 import type { MessagingContext } from './context';
 import { GroupCommit } from './group-commit';
-import { advances, EVENT_SOURCE, rankOf, withRetry, writeChanges, type HistoryEntry, type MessageRow } from './status';
+import { advances, insertStatusEventsSql, rankOf, statusEventDataSql, withRetry, writeChanges, type HistoryEntry, type MessageRow } from './status';
 
 export interface DeliveryReport {
   /** Our message id, from the mid= of the callback URL we gave the provider. */
@@ -261,26 +261,8 @@ async function applyByMessageId(ctx: MessagingContext, reports: DeliveryReport[]
              u.price_amount, u.price_currency, u.provider, u.provider_message_id, u.correlation, u.requester
         from p join u on u.id = p.id where p.adv
     ), d as (
-      select ev.eid, ev.nid, ev.requester, lower(ev.status) as s,
-             jsonb_build_object(
-               'messageId', ev.id, 'contactId', ev.contact_id, 'to', ev.to_number, 'from', ev.from_number, 'category', ev.category,
-               'status', ev.status, 'segments', ev.segments,
-               'price', case when ev.price_amount is not null and coalesce(ev.price_currency, '') <> ''
-                             then jsonb_build_object('amount', ev.price_amount::text, 'currency', ev.price_currency) end,
-               'provider', ev.provider, 'providerMessageId', ev.provider_message_id, 'errorCode', ev.ec, 'correlation', ev.correlation) as data
-        from ev
-    ), o as (
-      -- messaging.message.<status> for everyone, and the copy for the service that requested the message (status.ts statusEventEntries)
-      insert into outbox (id, subject, event)
-      select x.id, x.subject,
-             jsonb_build_object(
-               'specversion', '1.0', 'id', x.id, 'source', ${EVENT_SOURCE}::text, 'type', x.subject,
-               'time', ${time}::text, 'datacontenttype', 'application/json', 'data', x.data)
-        from (select eid as id, 'messaging.message.' || s as subject, data from d
-              union all
-              select nid, 'messaging.notify.' || requester || '.' || s, data from d where requester is not null) x
-       order by x.id
-    )
+      select ev.eid as id, ev.nid as copy_id, ev.requester, lower(ev.status) as status, ${statusEventDataSql('ev', 'ec')} as data from ev
+    ), o as (${insertStatusEventsSql('d', time)})
     select r.i, case when p.id is null then (case when exists (select 1 from cur where cur.id = r.id) then 'unknown' else 'missing' end)
                      when p.adv then 'applied' else 'ignored' end as o
       from r left join p on p.i = r.i`.execute(ctx.db);

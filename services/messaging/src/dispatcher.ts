@@ -5,7 +5,7 @@ import type { MessagingContext } from './context';
 import { GroupCommit } from './group-commit';
 import type { ProviderSendResult, SmsProvider } from './providers/provider';
 import { optedOutMessageIds } from './contacts-projection';
-import { advances, EVENT_SOURCE, lockMessages, withRetry, writeChanges, type HistoryEntry, type MessageRow } from './status';
+import { advances, insertStatusEventsSql, lockMessages, statusEventDataSql, withRetry, writeChanges, type HistoryEntry, type MessageRow } from './status';
 
 /** A claimed row: what the provider call needs, plus the attempt number that owns the lease. */
 interface Claimed {
@@ -305,27 +305,10 @@ export class Dispatcher {
         insert into message_status_history (message_id, status, at, detail)
         select p.id, 'SENT', p.at, 'accepted by ' || ${provider}::text || ' as ' || p.pmid from p where p.first order by p.id
       ), d as (
-        select p.e, p.n, u.requester,
-               jsonb_build_object(
-                 'messageId', u.id, 'contactId', u.contact_id, 'to', u.to_number, 'from', u.from_number, 'category', u.category,
-                 'status', u.status, 'segments', u.segments,
-                 'price', case when u.price_amount is not null and coalesce(u.price_currency, '') <> ''
-                               then jsonb_build_object('amount', u.price_amount::text, 'currency', u.price_currency) end,
-                 'provider', u.provider, 'providerMessageId', u.provider_message_id, 'errorCode', u.error_code, 'correlation', u.correlation) as data
+        select p.e as id, p.n as copy_id, u.requester, 'sent' as status, ${statusEventDataSql('u')} as data
           from p join u on u.id = p.id
          where p.adv
-      ), o as (
-        -- messaging.message.sent for everyone, and the copy for the service that requested the message (status.ts statusEventEntries)
-        insert into outbox (id, subject, event)
-        select x.id, x.subject,
-               jsonb_build_object(
-                 'specversion', '1.0', 'id', x.id, 'source', ${EVENT_SOURCE}::text, 'type', x.subject,
-                 'time', ${time}::text, 'datacontenttype', 'application/json', 'data', x.data)
-          from (select e as id, 'messaging.message.sent' as subject, data from d
-                union all
-                select n, 'messaging.notify.' || requester || '.sent', data from d where requester is not null) x
-         order by x.id
-      )
+      ), o as (${insertStatusEventsSql('d', time)})
       select count(*)::int as n from p where p.first`.execute(this.ctx.db);
     return result.rows[0]?.n ?? 0;
   }

@@ -59,6 +59,39 @@ export function statusEventData(row: MessageRow): MessageStatusEventData {
   };
 }
 
+/**
+ * SQL for the data of a status event (statusEventData) from a relation `r` with messages' columns;
+ * `errorCode` names the column that holds the event's error code. For the statements that write
+ * status changes and their events in one round trip (dispatcher, delivery reports).
+ */
+export function statusEventDataSql(r: string, errorCode = 'error_code'): RawBuilder<unknown> {
+  const c = (column: string) => sql.raw(`${r}.${column}`);
+  return sql`jsonb_build_object(
+    'messageId', ${c('id')}, 'contactId', ${c('contact_id')}, 'to', ${c('to_number')}, 'from', ${c('from_number')},
+    'category', ${c('category')}, 'status', ${c('status')}, 'segments', ${c('segments')},
+    'price', case when ${c('price_amount')} is not null and coalesce(${c('price_currency')}, '') <> ''
+                  then jsonb_build_object('amount', ${c('price_amount')}::text, 'currency', ${c('price_currency')}) end,
+    'provider', ${c('provider')}, 'providerMessageId', ${c('provider_message_id')}, 'errorCode', ${c(errorCode)},
+    'correlation', ${c('correlation')})`;
+}
+
+/**
+ * SQL inserting into the outbox the status events listed in relation `events` (columns id, copy_id,
+ * requester, status in lower case, data): messaging.message.<status> for everyone and, where the
+ * message has a requester, its copy on messaging.notify.<requester>.<status> (statusEventEntries).
+ */
+export function insertStatusEventsSql(events: string, time: string): RawBuilder<unknown> {
+  const from = sql.raw(events);
+  return sql`insert into outbox (id, subject, event)
+    select x.id, x.subject,
+           jsonb_build_object('specversion', '1.0', 'id', x.id, 'source', ${EVENT_SOURCE}::text, 'type', x.subject,
+                              'time', ${time}::text, 'datacontenttype', 'application/json', 'data', x.data)
+      from (select id, 'messaging.message.' || status as subject, data from ${from}
+            union all
+            select copy_id, 'messaging.notify.' || requester || '.' || status, data from ${from} where requester is not null) x
+     order by x.id`;
+}
+
 export interface HistoryEntry {
   messageId: string;
   status: MessageStatus;
