@@ -577,3 +577,27 @@ describe('erasure before the contact’s other events', () => {
     expect(env.recorded.filter((e) => e.event.data?.contactId === contactId)).toEqual([]);
   });
 });
+
+describe('switching an automation off and on', () => {
+  it('starts nothing for an event from while it was off, even when that event is read after it is back on', async () => {
+    const automation = await created({ name: 'Order follow-up', triggerEvent: 'order.delivered', steps: [{ type: 'SEND_MESSAGE', template: 'plain' }] });
+    const offAt = env.clock.now();
+    expect((await app.gql('mutation($id: ID!) { setAutomationEnabled(id: $id, enabled: false) { id } }', { id: automation.id })).errors).toBeUndefined();
+    advance(10 * 60_000);
+    expect((await app.gql('mutation($id: ID!) { setAutomationEnabled(id: $id, enabled: true) { id } }', { id: automation.id })).errors).toBeUndefined();
+    const late = `contact-${newId()}`;
+    const fresh = `contact-${newId()}`;
+    // Happened five minutes into the pause, read only now (a lagging producer, a replayed stream).
+    await env.track('order.delivered', late, {}, { time: new Date(offAt.getTime() + 5 * 60_000) });
+    await env.track('order.delivered', fresh, {});
+    await env.handled('EVENTS', 'scheduling-events');
+    expect(await runsOf(late, automation.id)).toEqual([]);
+    expect(await runsOf(fresh, automation.id)).toHaveLength(1);
+    // Enabling what is already on does not move its start.
+    const before = await app.deps.db.selectFrom('automations').select('enabled_at').where('id', '=', automation.id).executeTakeFirstOrThrow();
+    advance(60_000);
+    await app.gql('mutation($id: ID!) { setAutomationEnabled(id: $id, enabled: true) { id } }', { id: automation.id });
+    const after = await app.deps.db.selectFrom('automations').select('enabled_at').where('id', '=', automation.id).executeTakeFirstOrThrow();
+    expect(after.enabled_at.getTime()).toBe(before.enabled_at.getTime());
+  });
+});

@@ -135,6 +135,7 @@ export async function createAutomation(ctx: SchedulingContext, input: Automation
   const steps = checkInput(input);
   const warnings = await checkReferences(ctx, steps);
   const filter = input.triggerFilter as Record<string, unknown> | null | undefined;
+  const now = ctx.clock.now();
   return ctx.db
     .insertInto('automations')
     .values({
@@ -147,7 +148,8 @@ export async function createAutomation(ctx: SchedulingContext, input: Automation
       cancel_on: [...new Set(input.cancelOn ?? [])],
       steps: JSON.stringify(steps),
       warnings: JSON.stringify(warnings),
-      created_at: ctx.clock.now(),
+      created_at: now,
+      enabled_at: now,
     })
     .returningAll()
     .executeTakeFirstOrThrow()
@@ -158,7 +160,16 @@ export async function createAutomation(ctx: SchedulingContext, input: Automation
 }
 
 export async function setAutomationEnabled(ctx: SchedulingContext, id: string, enabled: boolean): Promise<AutomationRow> {
-  const row = await ctx.db.updateTable('automations').set({ enabled }).where('id', '=', id).returningAll().executeTakeFirst();
+  // Switching on (from off) restarts the clock of "events newer than the automation"; already on, nothing changes.
+  const row = await ctx.db
+    .updateTable('automations')
+    .set((eb) => ({
+      enabled,
+      enabled_at: enabled ? eb.case().when('enabled', '=', false).then(ctx.clock.now()).else(eb.ref('enabled_at')).end() : eb.ref('enabled_at'),
+    }))
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirst();
   if (!row) throw notFound(`No automation has id "${id}".`);
   ctx.automationsChanged();
   return row;

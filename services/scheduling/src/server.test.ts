@@ -39,6 +39,7 @@ async function insertAutomation(name: string, createdAt: string) {
         { type: 'SEND_SURVEY', surveyId: 'survey-1', delay: 'PT2H' },
       ]),
       created_at: createdAt,
+      enabled_at: createdAt,
     })
     .execute();
   return id;

@@ -22,7 +22,7 @@ export interface TriggerEvent {
  * Replaying a stream from the start (a new instance, a recreated consumer) must not start runs of
  * automations created after the event. A minute of slack covers clocks that differ between hosts.
  */
-const CLOCK_SLACK_MS = 60_000;
+export const CLOCK_SLACK_MS = 60_000;
 
 export interface PlannedStep {
   index: number;
@@ -177,7 +177,8 @@ export async function applyEvent(ctx: SchedulingContext, consumer: string, event
 
     for (const automation of automations) {
       if (!automation.enabled || automation.trigger_event !== event.name) continue;
-      if (automation.created_at.getTime() > eventTime + CLOCK_SLACK_MS) continue;
+      // Only events newer than the automation (since it was last switched on) start runs.
+      if (automation.enabled_at.getTime() > eventTime + CLOCK_SLACK_MS) continue;
       if (!matchesFilter(automation.trigger_filter, event.properties)) continue;
       const key = runKeyOf(automation, event.properties);
       if (key !== null) {

@@ -42,6 +42,8 @@ export interface AutomationsTable {
   /** advice given when the automation was created (e.g. an offer the template does not show) */
   warnings: ColumnType<string[], string | undefined, string>;
   created_at: CreatedAt;
+  /** when it was last switched on (creation, or enabled after being off): it reacts to events newer than this */
+  enabled_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
 
 export interface AutomationRunsTable {

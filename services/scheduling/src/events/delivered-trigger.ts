@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { retireDurables, startConsumer, type CloudEvent, type PendingConsumer, type RunningConsumer } from '@textloop/events';
 import type { ServiceDeps } from '@textloop/service-kit';
 import type { Database } from '../db/database';
+import { CLOCK_SLACK_MS } from '../triggers';
 
 export const DELIVERED_DURABLE = 'scheduling-delivered';
 const TRIGGER = 'message.delivered';
@@ -10,12 +11,13 @@ const RECONCILE_MS = 5000;
 
 /**
  * Since when an automation needs messaging.message.delivered — one that triggers on, or is cancelled
- * by, the built-in message.delivered — or undefined when none does.
+ * by, the built-in message.delivered: the earliest time such an automation was switched on — or
+ * undefined when none does.
  */
 export async function deliveriesNeededSince(deps: Pick<ServiceDeps<Database>, 'db'>): Promise<Date | undefined> {
   const row = await deps.db
     .selectFrom('automations')
-    .select(sql<Date | null>`min(created_at)`.as('since'))
+    .select(sql<Date | null>`min(enabled_at)`.as('since'))
     .where((eb) => eb.or([eb.and([eb('enabled', '=', true), eb('trigger_event', '=', TRIGGER)]), sql<boolean>`${TRIGGER} = any(${sql.ref('cancel_on')})`]))
     .executeTakeFirst();
   return row?.since ? new Date(row.since) : undefined;
@@ -26,9 +28,10 @@ export async function deliveriesNeededSince(deps: Pick<ServiceDeps<Database>, 'd
  * message publishes messaging.message.delivered, and a bulk send is thousands of them a second;
  * most installs have no automation on deliveries, and a durable consumer would read (and
  * acknowledge) every one of them for nothing. So the durable exists only while some automation
- * needs it: created when one does, starting at the oldest such automation's creation (automations
- * react only to events newer than themselves, so nothing they could use is skipped), and deleted
- * when none does. Instances reconcile on their own every few seconds (and at once after their own
+ * needs it: created when one does, starting a minute (triggers.ts's clock slack) before the
+ * earliest time such an automation was switched on (automations react only to events newer than
+ * that, so nothing they could use is skipped, and deliveries from while they were off start
+ * nothing), and deleted when none does. Instances reconcile on their own every few seconds (and at once after their own
  * changes); several instances share the durable like any other.
  */
 export class DeliveredTriggerFeed implements PendingConsumer {
@@ -80,7 +83,7 @@ export class DeliveredTriggerFeed implements PendingConsumer {
       const since = await deliveriesNeededSince(this.deps);
       if (since && !this.consumer) {
         // JetStream stamps messages with the real time; a clock set ahead (tests) must not skip any.
-        const startTime = new Date(Math.min(since.getTime(), Date.now()));
+        const startTime = new Date(Math.min(since.getTime() - CLOCK_SLACK_MS, Date.now()));
         this.consumer = await startConsumer({
           js,
           jsm,
