@@ -8,7 +8,7 @@ import type { ContactRow } from './contacts-projection';
 import { keywordStep } from './keyword-step';
 import type { Keyword } from './keywords';
 import { characterCount, MAX_BODY_CHARS, toInsertable } from './sending';
-import { EVENT_SOURCE, withRetry, writeChanges, type Db, type MessageRow } from './status';
+import { EVENT_SOURCE, withRetry, writeChanges, freshMessageState, type Db, type MessageRow } from './status';
 
 /** A mobile-originated SMS as the provider reported it. */
 export interface InboundSms {
@@ -192,13 +192,7 @@ export async function receiveInbound(ctx: MessagingContext, sms: InboundSms, ste
         idempotency_key: key,
         correlation: null,
         requester: null,
-        attempts: 0,
-        not_before: now,
-        lease_until: null,
-        created_at: now,
-        updated_at: now,
-        sent_at: null,
-        delivered_at: null,
+        ...freshMessageState(now),
       };
       const inserted = await trx
         .insertInto('messages')

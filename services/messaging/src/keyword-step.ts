@@ -4,7 +4,7 @@ import type { MessagingContext } from './context';
 import { messageVersion, setProjectionConsent, suppressWaiting } from './contacts-projection';
 import type { InboundContext, InboundStep } from './inbound';
 import { matchKeyword, type Keyword } from './keywords';
-import { insertMessages, type MessageRow } from './status';
+import { freshMessageState, insertMessages, type MessageRow } from './status';
 
 /** The idempotency key of the answer to an inbound message: at most one answer per inbound message. */
 export const keywordReplyKey = (inboundMessageId: string) => `keyword-reply:${inboundMessageId}`;
@@ -52,13 +52,7 @@ async function queueReply(ctx: MessagingContext, inbound: InboundContext, keywor
     idempotency_key: keywordReplyKey(inbound.message.id),
     correlation: null,
     requester: null,
-    attempts: 0,
-    not_before: now,
-    lease_until: null,
-    created_at: now,
-    updated_at: now,
-    sent_at: null,
-    delivered_at: null,
+    ...freshMessageState(now),
   };
   const inserted = await insertMessages(
     inbound.trx,

@@ -7,7 +7,7 @@ import type { MessagingContext } from './context';
 import { awaitContacts, contactsByPhones, type ContactRow } from './contacts-projection';
 import { insertWithPolicy } from './policy';
 import { contactContext, TemplateRenderError, TemplateSyntaxError } from './rendering';
-import { insertMessages, type MessageRow } from './status';
+import { freshMessageState, insertMessages, type MessageRow } from './status';
 import { templatesByNames, type TemplateRow } from './templates';
 
 /** The contract's SendMessageInput, as resolvers and the cmd.send handler pass it. */
@@ -233,13 +233,7 @@ function buildRow(ctx: MessagingContext, request: SendRequest, index: number, lo
     idempotency_key: input.idempotencyKey ?? null,
     correlation: request.correlation ?? null,
     requester: request.requester ?? null,
-    attempts: 0,
-    not_before: now,
-    lease_until: null,
-    created_at: now,
-    updated_at: now,
-    sent_at: null,
-    delivered_at: null,
+    ...freshMessageState(now),
   };
 }
 

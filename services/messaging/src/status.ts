@@ -42,6 +42,11 @@ export function statusSubject(status: MessageStatus): string | undefined {
   return EVENT_STATUSES.has(status) ? `messaging.message.${status.toLowerCase()}` : undefined;
 }
 
+/** The queue and time columns of a message being created now (every row-building path starts from these). */
+export function freshMessageState(now: Date) {
+  return { attempts: 0, not_before: now, lease_until: null, created_at: now, updated_at: now, sent_at: null, delivered_at: null };
+}
+
 export function statusEventData(row: MessageRow): MessageStatusEventData {
   return {
     messageId: row.id,

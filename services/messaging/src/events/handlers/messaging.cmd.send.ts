@@ -5,7 +5,7 @@ import { normalizePhone } from '@textloop/sms';
 import type { MessagingContext } from '../../context';
 import { contactsByIds } from '../../contacts-projection';
 import { persist, senderFor, sendMessages, type SendRequest } from '../../sending';
-import type { MessageRow } from '../../status';
+import { freshMessageState, type MessageRow } from '../../status';
 
 type SendCommand = EventData<'messaging.cmd.send'>;
 
@@ -160,12 +160,6 @@ async function failedRow(ctx: MessagingContext, command: SendCommand, request: S
     idempotency_key: input.idempotencyKey!,
     correlation: command.correlation ?? null,
     requester: request.requester ?? null,
-    attempts: 0,
-    not_before: now,
-    lease_until: null,
-    created_at: now,
-    updated_at: now,
-    sent_at: null,
-    delivered_at: null,
+    ...freshMessageState(now),
   };
 }
