@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { newId } from '@textloop/events';
+import { waitForOutboxEmpty } from '@textloop/service-kit/testing';
 import { contactData, MESSAGE_FIELDS, startHarness, waitForRow, type Harness } from './test-harness';
 
 let h: Harness;
@@ -16,8 +17,18 @@ const SEND_MANY = `mutation($inputs: [SendMessageInput!]!) { sendMessages(inputs
 const PREVIEW = `query($input: PreviewMessageInput!) { previewMessage(input: $input) { body encoding segments characters price { amount currency } warnings } }`;
 
 /** Rows a new message writes (earlier messages keep changing in the background as they are delivered). */
+/**
+ * Rows written and their events seen on NATS. Events arrive after their commit (the outbox relay
+ * publishes them), so this first waits until the outbox is empty and no event has come in for a
+ * moment: a count taken right after a send would otherwise miss the events still on their way.
+ */
 async function counts() {
   const db = h.main.deps.db;
+  await waitForOutboxEmpty(db);
+  for (let seen = -1; seen !== h.events.length;) {
+    seen = h.events.length;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   const messages = await db
     .selectFrom('messages')
     .select(sql<number>`count(*)`.as('n'))
