@@ -34,6 +34,8 @@ export interface PlatformOptions {
   output?: (line: string) => void;
   /** How long to wait for every /healthz; default 120 s. */
   readyTimeoutMs?: number;
+  /** How ports: 'free' chooses a port; default an unused one from the OS. Tests replace it to stage a lost race. */
+  choosePort?: () => Promise<number>;
 }
 
 export interface PlatformUrls {
@@ -88,6 +90,9 @@ export class PlatformStartError extends Error {
     super(message);
   }
 }
+
+/** A child could not listen because its port was taken after it was chosen. */
+class PortTakenError extends PlatformStartError {}
 
 interface Child {
   name: ProcessName | 'nats-server';
@@ -228,12 +233,15 @@ async function waitHealthy(child: Child, url: string, deadline: number): Promise
   for (;;) {
     if (child.exit) {
       const how = child.exit.signal ? `signal ${child.exit.signal}` : `code ${child.exit.code}`;
-      throw new PlatformStartError(`${child.name} exited during start-up (${how}); its last lines follow.`, child.exit.lastLines, child.name);
+      const Err = child.exit.lastLines.some((l) => l.includes('EADDRINUSE')) ? PortTakenError : PlatformStartError;
+      throw new Err(`${child.name} exited during start-up (${how}); its last lines follow.`, child.exit.lastLines, child.name);
     }
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
-      await res.body?.cancel();
-      if (res.status === 200) return;
+      const body = (await res.json().catch(() => ({}))) as { pid?: unknown };
+      // A free port can be taken by another program between choosing it and the child binding it;
+      // its 200 must not pass for our child's, which is about to fail with EADDRINUSE.
+      if (res.status === 200 && (body.pid === undefined || body.pid === child.process.pid)) return;
     } catch {
       // Not listening yet.
     }
@@ -248,6 +256,18 @@ function hostFor(bind: string | undefined): string {
 }
 
 export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {
+  // With free ports, another program on the machine may bind a chosen port before our child does;
+  // choosing again is then the whole fix.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (err) {
+      if (!(err instanceof PortTakenError) || options.ports !== 'free' || attempt >= 3) throw err;
+    }
+  }
+}
+
+async function startOnce(options: PlatformOptions): Promise<Platform> {
   const baseEnv = options.env ?? process.env;
   const dir = options.dataDir ?? defaultDataDir(baseEnv);
   const natsUrl = options.natsUrl ?? defaultNatsUrl(baseEnv);
@@ -261,7 +281,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
 
   const ports = {} as Record<ProcessName, number>;
   for (const name of PROCESSES) {
-    ports[name] = options.ports === 'free' ? await freePort() : (options.ports?.[name] ?? portOf(name, baseEnv));
+    ports[name] = options.ports === 'free' ? await (options.choosePort ?? freePort)() : (options.ports?.[name] ?? portOf(name, baseEnv));
   }
   const hosts = Object.fromEntries(PROCESSES.map((n) => [n, hostFor(n === 'carrier-sim' ? baseEnv.CARRIER_SIM_HOST : baseEnv.HOST)])) as Record<
     ProcessName,
@@ -269,7 +289,8 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   >;
   for (const name of PROCESSES) {
     if (!(await portIsFree(ports[name], hosts[name]))) {
-      throw new PlatformStartError(
+      const Err = options.ports === 'free' ? PortTakenError : PlatformStartError;
+      throw new Err(
         `Port ${ports[name]} (${name}, ${PORT_VARS[name]}) is already in use. Is Textloop already running? Stop it, or choose another port with ${PORT_VARS[name]}.`,
       );
     }

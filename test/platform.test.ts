@@ -1,5 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -89,6 +90,35 @@ describe('startPlatform', () => {
       blocker.close();
     }
   });
+
+  it('chooses other free ports when another program takes a chosen one before its process binds it', async () => {
+    // The impostor answers /healthz 200 like any service, so only its pid tells it apart.
+    const impostor = createHttpServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok","pid":1}'));
+    let calls = 0;
+    let taken: number | undefined;
+    const choosePort = async () => {
+      const port = await freePort();
+      // The gateway's port (the last chosen) is taken once the free-port check has passed.
+      if (++calls === PROCESSES.length) {
+        taken = port;
+        setTimeout(() => impostor.listen(port, '127.0.0.1'), 200);
+      }
+      return port;
+    };
+    const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn' };
+    delete env.API_KEYS;
+    for (const service of SERVICES) env[`${service.toUpperCase()}_DATABASE_URL`] = databases.find((d) => d.url.includes(`platform_${service}`))!.url;
+    const second = await startPlatform({ env, dataDir, ports: 'free', natsUrl: platform.urls.nats, quiet: true, choosePort });
+    try {
+      expect(calls).toBe(PROCESSES.length * 2);
+      expect(second.ports.gateway).not.toBe(taken);
+      const answered = await graphql('{ contacts { totalCount } }', undefined, second.urls.graphql);
+      expect(answered.body).toEqual({ data: { contacts: { totalCount: 1 } } });
+    } finally {
+      await second.stop();
+      impostor.close();
+    }
+  }, 180_000);
 
   it('refuses to start in production without API_KEYS', async () => {
     await expect(

@@ -97,7 +97,8 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
     try {
       if (url.pathname === '/healthz') {
         const ok = options.health ? await options.health() : true;
-        return sendJson(res, ok ? 200 : 503, { status: ok ? 'ok' : 'starting' });
+        // pid lets a supervisor tell its own child from another process that took the port.
+        return sendJson(res, ok ? 200 : 503, { status: ok ? 'ok' : 'starting', pid: process.pid });
       }
       const route = options.routes?.[`${req.method} ${url.pathname}`];
       if (route) {

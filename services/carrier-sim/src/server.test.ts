@@ -421,7 +421,7 @@ describe('control API and robustness', () => {
   });
 
   it('answers healthz, 404 and 405 as JSON', async () => {
-    expect(await s.json('GET', '/healthz')).toEqual({ status: 200, body: { status: 'ok' } });
+    expect(await s.json('GET', '/healthz')).toEqual({ status: 200, body: { status: 'ok', pid: process.pid } });
     const missing = await s.json('GET', '/nope');
     expect(missing.status).toBe(404);
     expect(missing.body.error).toBeTruthy();

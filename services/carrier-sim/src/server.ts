@@ -499,7 +499,7 @@ export function createCarrierSim(options: CarrierSimOptions): CarrierSim {
 
   const routes: Route[] = [
     { pattern: /^\/rest\/2\/sms$/, methods: { POST: handleSend } },
-    { pattern: /^\/healthz$/, methods: { GET: (_q, res) => sendJson(res, 200, { status: 'ok' }) } },
+    { pattern: /^\/healthz$/, methods: { GET: (_q, res) => sendJson(res, 200, { status: 'ok', pid: process.pid }) } },
     {
       pattern: /^\/$/,
       methods: {
