@@ -158,7 +158,8 @@ export function createGateway(options: GatewayOptions): GatewayInstance {
   const server = createHttpServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     try {
-      if (url.pathname === '/healthz') return sendJson(res, started ? 200 : 503, { status: started ? 'ok' : 'starting', liveUpdates: live.state, pid: process.pid });
+      if (url.pathname === '/healthz')
+        return sendJson(res, started ? 200 : 503, { status: started ? 'ok' : 'starting', liveUpdates: live.state, pid: process.pid });
       if (url.pathname !== '/graphql' && url.pathname !== '/')
         return sendJson(res, 404, { error: `no route ${req.method} ${url.pathname}; the API is at /graphql` });
       for (const [k, v] of Object.entries(CORS_HEADERS)) res.setHeader(k, v);
