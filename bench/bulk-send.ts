@@ -96,6 +96,8 @@ async function main() {
       apiKey: SIM_KEY,
       apiSecret: SIM_SECRET,
       phones: phones('+1416555'),
+      // As the platform groups them (PROVIDER_MAX_RECIPIENTS, default 20).
+      recipientsPerRequest: Number(process.env.PROVIDER_MAX_RECIPIENTS) || 20,
     });
 
     const rate = N / seconds;

@@ -5,8 +5,9 @@ import { Pool } from 'undici';
 
 /**
  * The floor: the least work any SMS platform must do per message — insert it, POST it to the
- * provider, take the delivery report, update the row — batched as well as we batch, with no
- * GraphQL, events, history or policy. The platform's figure is read against this one.
+ * provider, take the delivery report, update the row — batched as well as we batch (one request
+ * per group of receivers of one text, too), with no GraphQL, events, history or policy. The
+ * platform's figure is read against this one.
  */
 export async function measureFloor(options: {
   databaseUrl: string;
@@ -15,7 +16,10 @@ export async function measureFloor(options: {
   apiSecret: string;
   phones: string[];
   concurrency?: number;
+  /** Receivers per provider request, as the platform groups one text (PROVIDER_MAX_RECIPIENTS). */
+  recipientsPerRequest?: number;
 }): Promise<{ seconds: number; perSecond: number }> {
+  const perRequest = options.recipientsPerRequest ?? 20;
   const db = new pg.Pool({ connectionString: options.databaseUrl, max: 8 });
   db.on('error', (err) => process.stderr.write(`floor: idle database connection failed: ${err.message}\n`));
   await db.query(`create table if not exists floor_messages (
@@ -43,11 +47,14 @@ export async function measureFloor(options: {
     if (delivered >= n) resolveDone();
     if (pending.length) void flush();
   };
+  // A report names its receiver (mocean-to); one callback URL serves a whole request's receivers.
+  const idByDigits = new Map(options.phones.map((phone, i) => [phone.replace('+', ''), String(i)]));
   const receiver = createServer((req, res) => {
-    const id = new URL(req.url ?? '/', 'http://x').searchParams.get('id') ?? '';
-    req.resume();
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      pending.push({ id, res });
+      const to = new URLSearchParams(Buffer.concat(chunks).toString('utf8')).get('mocean-to') ?? '';
+      pending.push({ id: idByDigits.get(to) ?? '-1', res });
       if (pending.length >= 500) void flush();
     });
   });
@@ -67,24 +74,28 @@ export async function measureFloor(options: {
       ids.map(() => 'QUEUED'),
     ]);
     const results: Array<[number, string]> = [];
+    const groups: number[][] = [];
+    for (let i = 0; i < ids.length; i += perRequest) groups.push(ids.slice(i, i + perRequest));
     let next = 0;
     await Promise.all(
-      Array.from({ length: Math.min(concurrency, ids.length) }, async () => {
-        while (next < ids.length) {
-          const id = ids[next++]!;
+      Array.from({ length: Math.min(concurrency, groups.length) }, async () => {
+        while (next < groups.length) {
+          const group = groups[next++]!;
+          const digits = group.map((id) => options.phones[id]!.replace('+', ''));
           const body = new URLSearchParams({
             'mocean-api-key': options.apiKey,
             'mocean-api-secret': options.apiSecret,
             'mocean-from': 'Textloop',
-            'mocean-to': options.phones[id]!.replace('+', ''),
+            'mocean-to': digits.join(','),
             'mocean-text': 'Your order has shipped.',
             'mocean-dlr-mask': '1',
-            'mocean-dlr-url': `${dlrBase}?id=${id}`,
+            'mocean-dlr-url': dlrBase,
             'mocean-resp-format': 'json',
           }).toString();
           const res = await provider.request({ method: 'POST', path: '/rest/2/sms', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-          const json = (await res.body.json()) as { messages?: Array<{ msgid?: string }> };
-          results.push([id, json.messages?.[0]?.msgid ?? '']);
+          const json = (await res.body.json()) as { messages?: Array<{ msgid?: string; receiver?: string }> };
+          const msgids = new Map(json.messages?.map((m) => [m.receiver, m.msgid ?? '']));
+          group.forEach((id, i) => results.push([id, msgids.get(digits[i]) ?? '']));
         }
       }),
     );

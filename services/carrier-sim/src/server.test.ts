@@ -315,6 +315,21 @@ describe('idempotency (textloop-ref)', () => {
     expect(s.sim.stats().deduplicated).toBe(2);
   });
 
+  it('matches one reference per receiver when a request lists them one for one, however the resend is grouped', async () => {
+    await setup();
+    const first = await s.send(dlrFields({ 'mocean-to': '15551230001,15551230002,15551230003', 'textloop-ref': 'm-1,m-2,m-3' }));
+    expect(first.body.messages.map((m: { status: number }) => m.status)).toEqual([0, 0, 0]);
+    // Resent in other groups, next to a new message: the three are the same messages, m-4 is new.
+    const again = await s.send(dlrFields({ 'mocean-to': '15551230003,15551230004', 'textloop-ref': 'm-3,m-4' }));
+    const alone = await s.send(dlrFields({ 'mocean-to': '15551230001', 'textloop-ref': 'm-1' }));
+    expect(again.body.messages[0].msgid).toBe(first.body.messages[2].msgid);
+    expect(alone.body.messages[0].msgid).toBe(first.body.messages[0].msgid);
+    expect(s.sim.stats()).toMatchObject({ accepted: 4, deduplicated: 2 });
+    // A reference under another number is another message.
+    const swapped = await s.send(dlrFields({ 'mocean-to': '15551230002,15551230001', 'textloop-ref': 'm-1,m-2' }));
+    expect(swapped.body.messages.map((m: { msgid: string }) => m.msgid)).not.toContain(first.body.messages[0].msgid);
+  });
+
   it('does not remember refs of refused sends', async () => {
     await s.json('PUT', '/api/rules', [{ match: '+1555', outcome: 'THROTTLED' }]);
     const fields = dlrFields({ 'mocean-to': '15551234567', 'textloop-ref': 'retry-me' });

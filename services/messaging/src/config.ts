@@ -12,6 +12,8 @@ export interface MessagingConfig {
     connections: number;
     /** headers and body timeout of one provider request */
     timeoutMs: number;
+    /** receivers one request may carry when messages share sender and text */
+    maxRecipients: number;
   };
   /** Base URL the provider calls back; delivery reports go to <base>/webhooks/mocean/dlr. */
   publicWebhookUrl: string;
@@ -95,6 +97,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): MessagingConfig {
       apiSecret: env.MOCEAN_API_SECRET || SIMULATOR_CREDENTIALS.apiSecret,
       connections: int(env, 'PROVIDER_CONNECTIONS', 64, 1, 1024),
       timeoutMs,
+      // Each receiver costs about 50 characters of the callback URL (its number and our id).
+      maxRecipients: int(env, 'PROVIDER_MAX_RECIPIENTS', 20, 1, 100),
     },
     publicWebhookUrl,
     webhookSecret: env.WEBHOOK_SECRET || loadSecret(dataDir(env), 'webhook-secret', undefined),

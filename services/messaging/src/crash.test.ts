@@ -82,6 +82,57 @@ describe('crash safety', () => {
     }
   });
 
+  it('a group of one text, resent after the dispatcher died, reaches each handset once', async () => {
+    // Same text to five numbers: one request with five receivers and five references. The
+    // replacement resends them in other groups; the provider matches each reference alone.
+    await h.simJson('PUT', '/api/rules', [{ match: '+1305556', outcome: 'DELIVERED', dlrDelayMs: 8000 }]);
+    const before = await h.simJson('GET', '/api/stats');
+    const phones = [0, 1, 2, 3, 4].map((i) => `+1305556010${i}`);
+    const sent = await h.gql(`mutation($inputs: [SendMessageInput!]!) { sendMessages(inputs: $inputs) { id } }`, {
+      inputs: phones.map((to) => ({ to, body: 'Flash sale: 20% off today only' })),
+    });
+    expect(sent.errors).toBeUndefined();
+    const ids: string[] = sent.data.sendMessages.map((m: { id: string }) => m.id);
+    const acceptedByA: string[] = [];
+    const a = await h.startInstance(DISPATCHING, {
+      dispatcherHooks: {
+        beforeRecord: ({ messageId, result }) => {
+          if (result.ok) acceptedByA.push(messageId);
+          return new Promise<void>(() => {});
+        },
+      },
+    });
+    await waitForRow(async () => acceptedByA.length === 5, 'instance A to hand over all five');
+    expect(a.instance.dispatcher.stats.requests).toBe(1);
+    await a.instance.dispatcher.stop(0);
+
+    // B groups differently (at most two per request), so only per-receiver references can match.
+    const b = await h.startInstance({ ...DISPATCHING, PROVIDER_MAX_RECIPIENTS: '2' });
+    try {
+      const done = await waitForRow(
+        async () => {
+          const ms = await messages(ids);
+          return ms.every((m) => m.status === 'DELIVERED') ? ms : undefined;
+        },
+        'every message delivered',
+        20_000,
+      );
+      expect(b.instance.dispatcher.stats.requests).toBeGreaterThanOrEqual(3);
+      const stats = await h.simJson('GET', '/api/stats');
+      expect(stats.accepted - before.accepted).toBe(5);
+      expect(stats.deduplicated - before.deduplicated).toBeGreaterThanOrEqual(5);
+      for (const [i, phone] of phones.entries()) {
+        const inbox = await h.handset(phone);
+        expect(inbox.map((m) => m.text)).toEqual(['Flash sale: 20% off today only']);
+        expect(done[i].providerMessageId).toBe(inbox[0]!.msgid);
+        expect(statuses(done[i]).slice(-2)).toEqual(['SENT', 'DELIVERED']);
+      }
+    } finally {
+      await b.stop();
+      await h.simJson('PUT', '/api/rules', []);
+    }
+  });
+
   it('a late SENT never overwrites DELIVERED, and reports never move a message backwards', async () => {
     await h.simJson('PUT', '/api/rules', [{ match: '+1206555', outcome: 'DELIVERED', dlrDelayMs: 60_000 }]);
     let release!: () => void;

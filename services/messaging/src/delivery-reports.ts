@@ -20,6 +20,30 @@ export type ReportOutcome = 'applied' | 'ignored' | 'unknown';
 
 const DLR_STATUS: Record<string, DeliveryReport['status']> = { '1': 'DELIVERED', '2': 'UNDELIVERED', '3': 'EXPIRED' };
 
+/**
+ * What the callback URL we give the provider carries so that a report finds its message even when
+ * it overtakes the send record: `mid=<message id>` for one message, and for a group (one request,
+ * many receivers, one URL) `mids=<digits>.<message id>,…`, resolved by the report's `mocean-to`.
+ */
+export function callbackQuery(recipients: ReadonlyArray<{ messageId: string; to: string }>): string {
+  if (recipients.length === 1) return `mid=${encodeURIComponent(recipients[0]!.messageId)}`;
+  return `mids=${recipients.map((r) => `${r.to.replace(/^\+/, '')}.${encodeURIComponent(r.messageId)}`).join(',')}`;
+}
+
+/** The message id a callback URL names for the report's receiver (`mocean-to`), if any. */
+export function callbackMessageId(query: URLSearchParams, receiver: string | null): string | null {
+  const mid = query.get('mid');
+  if (mid !== null) return mid;
+  const mids = query.get('mids');
+  const digits = receiver?.trim().replace(/^\+/, '');
+  if (!mids || !digits) return null;
+  for (const pair of mids.split(',')) {
+    const dot = pair.indexOf('.');
+    if (dot > 0 && pair.slice(0, dot) === digits) return pair.slice(dot + 1);
+  }
+  return null;
+}
+
 /** Reads a Mocean delivery report; a string is what is wrong with it. */
 export function parseDeliveryReport(params: URLSearchParams, mid: string | null, at: Date): DeliveryReport | string {
   const providerMessageId = params.get('mocean-msgid')?.trim();

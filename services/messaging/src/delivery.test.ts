@@ -213,6 +213,37 @@ describe('sending through the carrier simulator', () => {
     }
   });
 
+  it('sends one text to many numbers in one request, and each number’s result and report reach its own message', async () => {
+    await h.simJson('PUT', '/api/rules', [
+      { match: '+16465550103', outcome: 'REJECTED' },
+      { match: '+16465550104', outcome: 'UNDELIVERED' },
+    ]);
+    try {
+      const requestsBefore = h.main.instance.dispatcher.stats.requests;
+      const phones = [0, 1, 2, 3, 4, 5].map((i) => `+1646555010${i}`);
+      const res = await h.gql(`mutation($inputs: [SendMessageInput!]!) { sendMessages(inputs: $inputs) { id } }`, {
+        inputs: phones.map((to) => ({ to, body: 'Doors open at 9 tomorrow' })),
+      });
+      expect(res.errors).toBeUndefined();
+      const ids: string[] = res.data.sendMessages.map((m: { id: string }) => m.id);
+      const done = await waitForRow(async () => {
+        const ms = await Promise.all(ids.map(message));
+        return ms.every((m) => ['DELIVERED', 'UNDELIVERED', 'FAILED'].includes(m.status)) ? ms : undefined;
+      }, 'every message settled');
+      expect(done.map((m) => m.status)).toEqual(['DELIVERED', 'DELIVERED', 'DELIVERED', 'FAILED', 'UNDELIVERED', 'DELIVERED']);
+      expect(done[3].errorMessage).toBe('Mocean status 5: Destination number black-listed');
+      // Six messages committed by one statement, claimed together: one request.
+      expect(h.main.instance.dispatcher.stats.requests - requestsBefore).toBe(1);
+      for (const [i, phone] of phones.entries()) {
+        const inbox = await h.handset(phone);
+        // The rejected number got nothing, the undelivered one never reached its handset.
+        expect(inbox.map((m) => m.msgid)).toEqual(i === 3 || i === 4 ? [] : [done[i].providerMessageId]);
+      }
+    } finally {
+      await h.simJson('PUT', '/api/rules', []);
+    }
+  });
+
   it('records a rejection as FAILED PROVIDER_REJECTED with the provider code', async () => {
     await h.simJson('PUT', '/api/rules', [{ match: '+1212555', outcome: 'REJECTED' }]);
     try {

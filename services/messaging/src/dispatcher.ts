@@ -5,10 +5,11 @@ import type { MessagingContext } from './context';
 import { GroupCommit } from './group-commit';
 import type { ProviderSendResult, SmsProvider } from './providers/provider';
 import { optedOutMessageIds } from './contacts-projection';
+import { callbackQuery } from './delivery-reports';
 import { advances, insertStatusEventsSql, lockMessages, statusEventDataSql, withRetry, writeChanges, type HistoryEntry, type MessageRow } from './status';
 
 /** A claimed row: what the provider call needs, plus the attempt number that owns the lease. */
-interface Claimed {
+export interface Claimed {
   id: string;
   to_number: string;
   from_number: string;
@@ -36,9 +37,39 @@ export function retryDelayMs(attempt: number, baseMs: number, maxMs: number): nu
   return Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
 }
 
-/** The callback URL for one message: the secret, and our id so a report that overtakes the send record still finds it. */
-export function dlrUrlFor(ctx: MessagingContext, messageId: string): string {
-  return `${ctx.config.publicWebhookUrl}/webhooks/mocean/dlr?secret=${encodeURIComponent(ctx.config.webhookSecret)}&mid=${encodeURIComponent(messageId)}`;
+/** The callback URL for a request: the secret, and our ids so a report that overtakes the send record still finds its message. */
+export function dlrUrlFor(ctx: MessagingContext, recipients: ReadonlyArray<{ messageId: string; to: string }>): string {
+  return `${ctx.config.publicWebhookUrl}/webhooks/mocean/dlr?secret=${encodeURIComponent(ctx.config.webhookSecret)}&${callbackQuery(recipients)}`;
+}
+
+/**
+ * Takes the next request's worth of claimed rows off `ready`: the first row, and up to max − 1
+ * more with the same sender, text and encoding for other numbers (one number twice in a request
+ * could not tell its two results or reports apart). The rest keep their order.
+ */
+export function takeGroup(ready: Claimed[], max: number): Claimed[] {
+  const first = ready.shift()!;
+  if (max <= 1 || ready.length === 0) return [first];
+  const group = [first];
+  const numbers = new Set([first.to_number]);
+  let kept = 0;
+  for (let i = 0; i < ready.length; i++) {
+    const row = ready[i]!;
+    if (
+      group.length < max &&
+      row.body === first.body &&
+      row.from_number === first.from_number &&
+      row.encoding === first.encoding &&
+      !numbers.has(row.to_number)
+    ) {
+      group.push(row);
+      numbers.add(row.to_number);
+    } else {
+      ready[kept++] = row;
+    }
+  }
+  ready.length = kept;
+  return group;
 }
 
 /**
@@ -63,7 +94,7 @@ export class Dispatcher {
   private drained = false;
   private readonly maxUnrecorded: number;
   private readonly recorder: GroupCommit<Outcome, void>;
-  readonly stats = { claims: 0, claimed: 0, recordBatches: 0, sent: 0, retried: 0, failed: 0 };
+  readonly stats = { claims: 0, claimed: 0, requests: 0, recordBatches: 0, sent: 0, retried: 0, failed: 0 };
 
   constructor(
     private readonly ctx: MessagingContext,
@@ -113,7 +144,7 @@ export class Dispatcher {
   /** Starts provider calls for claimed rows while there are free slots. */
   private fill(): void {
     const { concurrency } = this.ctx.config.dispatch;
-    while (this.ready.length > 0 && this.inFlight < concurrency) this.dispatch(this.ready.shift()!);
+    while (this.ready.length > 0 && this.inFlight < concurrency) this.dispatch(takeGroup(this.ready, this.provider.maxRecipients));
   }
 
   /**
@@ -188,48 +219,53 @@ export class Dispatcher {
     return result.rows;
   }
 
-  private dispatch(row: Claimed): void {
+  /** One provider request for a group of claimed rows (often a group of one). */
+  private dispatch(rows: Claimed[]): void {
     this.inFlight++;
+    this.stats.requests++;
     let calling = true;
     const callDone = () => {
       if (!calling) return;
       calling = false;
       this.inFlight--;
       // The provider slot is free as soon as it answered (recording happens in the background):
-      // the next claimed row takes it, and the loop claims more when few are left waiting.
+      // the next claimed rows take it, and the loop claims more when few are left waiting.
       this.fill();
       if (!this.drained && this.ready.length < this.ctx.config.dispatch.batchSize) this.sleeper.wake();
     };
     const work = (async () => {
       try {
-        const result = await this.provider.send({
-          messageId: row.id,
-          from: row.from_number,
-          to: row.to_number,
-          text: row.body,
-          encoding: row.encoding,
-          dlrUrl: dlrUrlFor(this.ctx, row.id),
-        });
-        this.unrecorded++;
+        const first = rows[0]!;
+        const recipients = rows.map((row) => ({ messageId: row.id, to: row.to_number }));
+        const common = { from: first.from_number, text: first.body, encoding: first.encoding, dlrUrl: dlrUrlFor(this.ctx, recipients) };
+        const results =
+          rows.length === 1 ? [await this.provider.send({ ...common, ...recipients[0]! })] : await this.provider.sendGroup({ ...common, recipients });
+        this.unrecorded += rows.length;
         callDone();
-        try {
-          if (this.hooks.beforeRecord) await this.hooks.beforeRecord({ messageId: row.id, result });
-          await this.recorder.push({ claimed: row, result, at: this.ctx.clock.now() });
-        } finally {
-          if (this.unrecorded-- === this.maxUnrecorded) this.sleeper.wake();
-        }
+        await Promise.all(rows.map((row, i) => this.recordOne(row, results[i]!)));
       } catch (err) {
-        // Left SENDING: the lease expires and the row is claimed again (same reference, no duplicate).
-        this.ctx.logger.error(
-          { err: (err as Error).message, messageId: row.id },
-          'could not record a send result; the message will be retried after its lease',
-        );
+        // Adapters answer failures as results; should one throw, the rows stay SENDING and their lease brings them back.
+        this.ctx.logger.error({ err: (err as Error).message, messages: rows.length }, 'provider call failed; the messages will be retried after their lease');
       } finally {
         callDone();
       }
     })();
     this.inFlightWork.add(work);
     void work.finally(() => this.inFlightWork.delete(work));
+  }
+
+  private async recordOne(row: Claimed, result: ProviderSendResult): Promise<void> {
+    try {
+      try {
+        if (this.hooks.beforeRecord) await this.hooks.beforeRecord({ messageId: row.id, result });
+        await this.recorder.push({ claimed: row, result, at: this.ctx.clock.now() });
+      } finally {
+        if (this.unrecorded-- === this.maxUnrecorded) this.sleeper.wake();
+      }
+    } catch (err) {
+      // Left SENDING: the lease expires and the row is claimed again (same reference, no duplicate).
+      this.ctx.logger.error({ err: (err as Error).message, messageId: row.id }, 'could not record a send result; the message will be retried after its lease');
+    }
   }
 
   /**

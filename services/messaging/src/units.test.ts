@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseSenders } from './config';
-import { parseDeliveryReport } from './delivery-reports';
-import { retryDelayMs } from './dispatcher';
+import { callbackMessageId, callbackQuery, parseDeliveryReport } from './delivery-reports';
+import { retryDelayMs, takeGroup, type Claimed } from './dispatcher';
 import { GroupCommit } from './group-commit';
 import { parseInbound } from './inbound';
 import { interpretMoceanReply, MoceanProvider } from './providers/mocean';
@@ -106,11 +106,144 @@ describe('Mocean adapter on the wire', () => {
     }
   });
 
+  it('sends a group as one request and gives each receiver its own result', async () => {
+    const { createServer } = await import('node:http');
+    let form: URLSearchParams | undefined;
+    let requests = 0;
+    const server = createServer((req, res) => {
+      requests++;
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+        res.writeHead(202, { 'content-type': 'application/json' });
+        // Answered out of order, with one receiver refused: results are matched by number.
+        res.end(
+          JSON.stringify({
+            messages: [
+              { status: 0, receiver: '14155550102', msgid: 'CPASS_2' },
+              { status: 5, receiver: '14155550101', err_msg: 'Destination number black-listed' },
+              { status: 0, receiver: '14155550100', msgid: 'CPASS_0' },
+            ],
+          }),
+        );
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as { port: number };
+    const provider = new MoceanProvider({ apiUrl: `http://127.0.0.1:${port}`, apiKey: 'k', apiSecret: 's', connections: 1, timeoutMs: 1000, maxRecipients: 5 });
+    try {
+      expect(provider.maxRecipients).toBe(5);
+      const results = await provider.sendGroup({
+        from: 'Shop',
+        text: 'Sale, 20% off',
+        encoding: 'GSM7',
+        dlrUrl: 'http://x/dlr?secret=a&mids=14155550100.m-0,14155550101.m-1',
+        recipients: [
+          { messageId: 'm-0', to: '+14155550100' },
+          { messageId: 'm-1', to: '+14155550101' },
+          { messageId: 'm-bad', to: '(415) 555' },
+          { messageId: 'm-2', to: '+14155550102' },
+        ],
+      });
+      expect(requests).toBe(1);
+      expect(form!.get('mocean-to')).toBe('14155550100,14155550101,14155550102');
+      expect(form!.get('textloop-ref')).toBe('m-0,m-1,m-2');
+      expect(form!.get('mocean-dlr-url')).toBe('http://x/dlr?secret=a&mids=14155550100.m-0,14155550101.m-1');
+      expect(results).toEqual([
+        { ok: true, providerMessageId: 'CPASS_0' },
+        { ok: false, transient: false, code: 'MOCEAN_5', message: 'Mocean status 5: Destination number black-listed' },
+        { ok: false, transient: false, code: 'INVALID_NUMBER', message: expect.stringMatching(/not a phone number/) },
+        { ok: true, providerMessageId: 'CPASS_2' },
+      ]);
+    } finally {
+      await provider.close();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
+  it('fails every receiver of a group transiently when the provider cannot be reached, and one left out of the reply alone', async () => {
+    const down = new MoceanProvider({ apiUrl: 'http://127.0.0.1:1', apiKey: 'k', apiSecret: 's', connections: 1, timeoutMs: 500, maxRecipients: 5 });
+    const group = {
+      from: 'T',
+      text: 'x',
+      encoding: 'GSM7' as const,
+      dlrUrl: 'http://x',
+      recipients: [
+        { messageId: 'a', to: '+14155550100' },
+        { messageId: 'b', to: '+14155550101' },
+      ],
+    };
+    const results = await down.sendGroup(group);
+    expect(results).toHaveLength(2);
+    for (const r of results) expect(r).toMatchObject({ ok: false, transient: true });
+    await down.close();
+    // A reply that names only one of two receivers: the other is retried (its reference makes that safe).
+    expect(interpretMoceanReply(202, { messages: [{ status: 0, receiver: '14155550100', msgid: 'M' }] }, '14155550101', 1)).toMatchObject({
+      ok: false,
+      transient: true,
+      code: 'BAD_RESPONSE',
+    });
+  });
+
   it('calls an unreachable provider a transient failure', async () => {
     const provider = new MoceanProvider({ apiUrl: 'http://127.0.0.1:1', apiKey: 'k', apiSecret: 's', connections: 1, timeoutMs: 500 });
     const result = await provider.send({ messageId: 'm', from: 'T', to: '+14155550100', text: 'x', encoding: 'GSM7', dlrUrl: 'http://x' });
     expect(result).toMatchObject({ ok: false, transient: true });
     await provider.close();
+  });
+});
+
+describe('grouping sends', () => {
+  const row = (id: string, to: string, body = 'Sale', from = 'Shop'): Claimed => ({
+    id,
+    to_number: to,
+    from_number: from,
+    body,
+    encoding: 'GSM7',
+    attempts: 1,
+  });
+
+  it('takes the first row and later ones with its sender and text for other numbers, keeping the rest in order', () => {
+    const ready = [
+      row('1', '+1'),
+      row('2', '+2', 'Other text'),
+      row('3', '+3'),
+      row('4', '+1'), // the first's number again: not in the same request
+      row('5', '+5', 'Sale', 'Other sender'),
+      row('6', '+6'),
+      row('7', '+7'),
+    ];
+    expect(takeGroup(ready, 3).map((r) => r.id)).toEqual(['1', '3', '6']);
+    expect(ready.map((r) => r.id)).toEqual(['2', '4', '5', '7']);
+    expect(takeGroup(ready, 3).map((r) => r.id)).toEqual(['2']);
+    expect(takeGroup(ready, 3).map((r) => r.id)).toEqual(['4', '7']);
+    expect(takeGroup(ready, 3).map((r) => r.id)).toEqual(['5']);
+    expect(ready).toEqual([]);
+  });
+
+  it('sends one row per request when the provider takes one receiver', () => {
+    const ready = [row('1', '+1'), row('2', '+2')];
+    expect(takeGroup(ready, 1).map((r) => r.id)).toEqual(['1']);
+    expect(ready.map((r) => r.id)).toEqual(['2']);
+  });
+
+  it('names each receiver’s message in the callback URL, found again by the report’s mocean-to', () => {
+    const one = new URLSearchParams(callbackQuery([{ messageId: 'm-1', to: '+14155550100' }]));
+    expect(one.get('mid')).toBe('m-1');
+    expect(callbackMessageId(one, '14155550100')).toBe('m-1');
+    const many = new URLSearchParams(
+      callbackQuery([
+        { messageId: 'm-1', to: '+14155550100' },
+        { messageId: 'm-2', to: '+447700900123' },
+      ]),
+    );
+    expect(many.get('mid')).toBeNull();
+    expect(callbackMessageId(many, '447700900123')).toBe('m-2');
+    expect(callbackMessageId(many, '+14155550100')).toBe('m-1');
+    expect(callbackMessageId(many, '14155550199')).toBeNull();
+    expect(callbackMessageId(many, null)).toBeNull();
+    expect(callbackMessageId(new URLSearchParams('mids=garbage,,.x'), '1')).toBeNull();
   });
 });
 

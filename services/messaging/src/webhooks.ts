@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RouteHandler } from '@textloop/service-kit';
 import type { MessagingContext } from './context';
 import { conversationStep } from './conversations';
-import { parseDeliveryReport, type DeliveryReports } from './delivery-reports';
+import { callbackMessageId, parseDeliveryReport, type DeliveryReports } from './delivery-reports';
 import { ContactsUnavailableError, readInbound, receiveInbound, type InboundStep } from './inbound';
 
 function reply(res: ServerResponse, status: number, text: string): void {
@@ -54,7 +54,8 @@ export function webhookRoutes(
     'POST /webhooks/mocean/dlr': async (req, res, body) => {
       const url = new URL(req.url ?? '/', 'http://localhost');
       if (!authorized(req, url)) return reply(res, 401, 'missing or wrong webhook secret');
-      const report = parseDeliveryReport(formOf(url, body), url.searchParams.get('mid'), ctx.clock.now());
+      const form = formOf(url, body);
+      const report = parseDeliveryReport(form, callbackMessageId(url.searchParams, form.get('mocean-to')), ctx.clock.now());
       if (typeof report === 'string') return reply(res, 400, report);
       let outcome;
       try {

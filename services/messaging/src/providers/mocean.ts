@@ -1,6 +1,6 @@
 import { Pool } from 'undici';
 import { moceanCoding, toMoceanNumber } from '@textloop/sms';
-import type { ProviderSendRequest, ProviderSendResult, SmsProvider } from './provider';
+import type { ProviderSendGroup, ProviderSendRequest, ProviderSendResult, SmsProvider } from './provider';
 
 export interface MoceanOptions {
   apiUrl: string;
@@ -8,6 +8,8 @@ export interface MoceanOptions {
   apiSecret: string;
   connections: number;
   timeoutMs: number;
+  /** Receivers one request may carry (comma-separated `mocean-to`); default 1. */
+  maxRecipients?: number;
 }
 
 /** Mocean statuses that mean "try again later"; every other non-zero status is final. */
@@ -19,9 +21,24 @@ interface MoceanResponse {
   messages?: Array<{ status?: number | string; receiver?: string; msgid?: string; err_msg?: string }>;
 }
 
-/** Classifies one Mocean reply (already parsed) into our three outcomes. */
-export function interpretMoceanReply(httpStatus: number, body: MoceanResponse | undefined): ProviderSendResult {
-  const first = body?.messages?.[0];
+/**
+ * The reply's entry for one receiver: found by number, or by position when Mocean leaves the
+ * receiver out; undefined when the reply has none for it.
+ */
+function entryFor(body: MoceanResponse | undefined, receiver: string | undefined, index: number) {
+  const entries = body?.messages;
+  if (!entries?.length) return undefined;
+  if (receiver === undefined) return entries[0];
+  const found = entries.find((e) => e.receiver !== undefined && String(e.receiver).replace(/^\+/, '') === receiver);
+  return found ?? (entries[index] && entries[index].receiver === undefined ? entries[index] : undefined);
+}
+
+/**
+ * Classifies one Mocean reply (already parsed) into our three outcomes, for one receiver (digits;
+ * the first entry when not given) at its position in the request.
+ */
+export function interpretMoceanReply(httpStatus: number, body: MoceanResponse | undefined, receiver?: string, index = 0): ProviderSendResult {
+  const first = entryFor(body, receiver, index);
   const status = first?.status ?? body?.status;
   const errMsg = first?.err_msg ?? body?.err_msg ?? '';
   const code = status === undefined ? undefined : Number(status);
@@ -47,15 +64,18 @@ export function interpretMoceanReply(httpStatus: number, body: MoceanResponse | 
 /**
  * MoceanAPI REST v2 over a keep-alive undici pool. The message id goes along as `textloop-ref`,
  * which the simulator (and any deduplicating proxy) uses to turn a resend after a crash into the
- * same msgid instead of a second SMS.
+ * same msgid instead of a second SMS. A group goes as one request with comma-separated receivers
+ * (`mocean-to`) and references (`textloop-ref`, in the same order).
  */
 export class MoceanProvider implements SmsProvider {
   readonly name = 'mocean';
+  readonly maxRecipients: number;
   private readonly pool: Pool;
   private readonly path: string;
   private readonly fixedFields: string;
 
   constructor(private readonly options: MoceanOptions) {
+    this.maxRecipients = options.maxRecipients ?? 1;
     const base = new URL(options.apiUrl);
     this.path = `${base.pathname.replace(/\/+$/, '')}/rest/2/sms`;
     this.fixedFields = new URLSearchParams({
@@ -75,17 +95,32 @@ export class MoceanProvider implements SmsProvider {
   }
 
   async send(request: ProviderSendRequest): Promise<ProviderSendResult> {
-    let to: string;
-    try {
-      to = toMoceanNumber(request.to);
-    } catch (err) {
-      return { ok: false, transient: false, code: 'INVALID_NUMBER', message: `The recipient is not a phone number Mocean accepts (${(err as Error).name})` };
-    }
-    // The constant fields are encoded once; only the per-message ones are encoded here (hot path).
+    const { messageId, to, dlrUrl, ...shared } = request;
+    const [result] = await this.sendGroup({ ...shared, dlrUrl, recipients: [{ messageId, to }] });
+    return result!;
+  }
+
+  async sendGroup(group: ProviderSendGroup): Promise<ProviderSendResult[]> {
+    const results: ProviderSendResult[] = new Array(group.recipients.length);
+    const valid: Array<{ i: number; digits: string; ref: string }> = [];
+    group.recipients.forEach(({ messageId, to }, i) => {
+      try {
+        valid.push({ i, digits: toMoceanNumber(to), ref: encodeURIComponent(messageId) });
+      } catch (err) {
+        results[i] = {
+          ok: false,
+          transient: false,
+          code: 'INVALID_NUMBER',
+          message: `The recipient is not a phone number Mocean accepts (${(err as Error).name})`,
+        };
+      }
+    });
+    if (valid.length === 0) return results;
+    // The constant fields are encoded once; only the per-request ones are encoded here (hot path).
     const body =
-      `${this.fixedFields}&mocean-from=${encodeURIComponent(request.from)}&mocean-to=${to}` +
-      `&mocean-text=${encodeURIComponent(request.text)}&mocean-coding=${moceanCoding(request.encoding)}` +
-      `&mocean-dlr-url=${encodeURIComponent(request.dlrUrl)}&textloop-ref=${encodeURIComponent(request.messageId)}`;
+      `${this.fixedFields}&mocean-from=${encodeURIComponent(group.from)}&mocean-to=${valid.map((v) => v.digits).join(',')}` +
+      `&mocean-text=${encodeURIComponent(group.text)}&mocean-coding=${moceanCoding(group.encoding)}` +
+      `&mocean-dlr-url=${encodeURIComponent(group.dlrUrl)}&textloop-ref=${valid.map((v) => v.ref).join(',')}`;
     try {
       const res = await this.pool.request({
         method: 'POST',
@@ -100,16 +135,20 @@ export class MoceanProvider implements SmsProvider {
       } catch {
         parsed = undefined;
       }
-      return interpretMoceanReply(res.statusCode, parsed);
+      valid.forEach((v, k) => {
+        results[v.i] = interpretMoceanReply(res.statusCode, parsed, valid.length === 1 ? undefined : v.digits, k);
+      });
     } catch (err) {
       const e = err as { code?: string; message?: string };
-      return {
+      const failure: ProviderSendResult = {
         ok: false,
         transient: true,
         code: e.code ?? 'NETWORK_ERROR',
         message: `Mocean unreachable: ${e.code ? `${e.code} ` : ''}${e.message ?? String(err)}`,
       };
+      for (const v of valid) results[v.i] = failure;
     }
+    return results;
   }
 
   async close(): Promise<void> {
