@@ -7,6 +7,7 @@
 // simulator handsets with the batch mutation sendMessages through the gateway, and times from the
 // first request until every message is DELIVERED in messaging's database.
 import { CpuPhases, cpuTable, log, option, runMain, sleep, startBenchPlatform, withTeardown } from './support';
+import { platformCpuSeconds } from './cpu';
 import { measureFloor } from './floor';
 
 const N = option('--messages', 10_000, 'BENCH_MESSAGES');
@@ -110,6 +111,10 @@ async function main() {
       ['floor throughput (insert, POST, DLR, update)', `${Math.round(floor.perSecond).toLocaleString()} msg/s`],
       ['platform / floor', `${((rate / floor.perSecond) * 100).toFixed(0)} %`],
     ];
+    if (sendPhase.from && deliverPhase.to) {
+      const cpu = platformCpuSeconds(sendPhase.from, deliverPhase.to);
+      rows.push(['platform CPU per message (processes + PostgreSQL)', `${((cpu / N) * 1000).toFixed(2)} ms`]);
+    }
     const w = Math.max(...rows.map((r) => r[0].length));
     console.log(`\n| ${'measure'.padEnd(w)} | value |\n| ${'-'.repeat(w)} | --- |`);
     for (const [k, v] of rows) console.log(`| ${k.padEnd(w)} | ${v} |`);

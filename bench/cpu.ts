@@ -89,3 +89,16 @@ export function cpuShares(from: CpuSample, to: CpuSample): Array<[string, number
     ['idle', idleShare],
   ];
 }
+
+/**
+ * CPU seconds the platform used between two samples: its processes and their PostgreSQL backends,
+ * not this script. Steal and other load hardly touch it, so it compares runs better than wall time.
+ */
+export function platformCpuSeconds(from: CpuSample, to: CpuSample): number {
+  let jiffies = 0;
+  for (const [key, now] of to.processes) {
+    if (key.startsWith('bench (this script)\t')) continue;
+    jiffies += now - (from.processes.get(key) ?? 0);
+  }
+  return jiffies / TICKS_PER_SECOND;
+}
