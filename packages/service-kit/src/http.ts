@@ -14,7 +14,28 @@ export interface RequestContext extends BaseContext {
   keyName?: string;
 }
 
-export type RouteHandler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => Promise<void> | void;
+/** url: the request's URL, already parsed for routing. */
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, body: Buffer, url: URL) => Promise<void> | void;
+
+/**
+ * One query parameter, decoded as a form field, without building URLSearchParams for the whole
+ * query: webhooks read two short values from callback URLs that can be a kilobyte long.
+ */
+export function queryParam(search: string, name: string): string | null {
+  const key = `${name}=`;
+  for (let at = search.indexOf(key); at !== -1; at = search.indexOf(key, at + 1)) {
+    if (at !== 0 && search[at - 1] !== '&' && search[at - 1] !== '?') continue;
+    const start = at + key.length;
+    const end = search.indexOf('&', start);
+    const raw = search.slice(start, end === -1 ? undefined : end).replace(/\+/g, ' ');
+    try {
+      return decodeURIComponent(raw);
+    } catch {
+      return raw;
+    }
+  }
+  return null;
+}
 
 export interface HttpServiceOptions {
   logger: Logger;
@@ -103,7 +124,7 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
       const route = options.routes?.[`${req.method} ${url.pathname}`];
       if (route) {
         const body = await readBody(req, limit);
-        return await route(req, res, body);
+        return await route(req, res, body, url);
       }
       if (url.pathname === '/graphql' && apollo) {
         if (options.internalToken && !sameSecret(req.headers[INTERNAL_TOKEN_HEADER], options.internalToken)) {

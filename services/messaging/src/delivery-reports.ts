@@ -31,7 +31,7 @@ export function callbackQuery(recipients: ReadonlyArray<{ messageId: string; to:
 }
 
 /** The message id a callback URL names for the report's receiver (`mocean-to`), if any. */
-export function callbackMessageId(query: URLSearchParams, receiver: string | null): string | null {
+export function callbackMessageId(query: { get(name: string): string | null }, receiver: string | null): string | null {
   const mid = query.get('mid');
   if (mid !== null) return mid;
   const mids = query.get('mids');

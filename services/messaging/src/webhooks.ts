@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { RouteHandler } from '@textloop/service-kit';
+import { queryParam, type RouteHandler } from '@textloop/service-kit';
 import type { MessagingContext } from './context';
 import { conversationStep } from './conversations';
 import { callbackMessageId, parseDeliveryReport, type DeliveryReports } from './delivery-reports';
@@ -20,7 +20,8 @@ function secretMatches(expected: Buffer, given: string | undefined | null): bool
 /** Form fields from the body; a provider that puts them in the query string works too. */
 function formOf(url: URL, body: Buffer): URLSearchParams {
   const params = new URLSearchParams(body.toString('utf8'));
-  for (const [k, v] of url.searchParams) if (k.startsWith('mocean-') && !params.has(k)) params.set(k, v);
+  // Our own callback URLs carry no mocean- fields; parse the query only when it might.
+  if (url.search.includes('mocean-')) for (const [k, v] of url.searchParams) if (k.startsWith('mocean-') && !params.has(k)) params.set(k, v);
   return params;
 }
 
@@ -47,15 +48,15 @@ export function webhookRoutes(
   const expected = Buffer.from(ctx.config.webhookSecret);
   const authorized = (req: IncomingMessage, url: URL) => {
     const header = req.headers['x-webhook-secret'];
-    return secretMatches(expected, url.searchParams.get('secret')) || secretMatches(expected, Array.isArray(header) ? header[0] : header);
+    return secretMatches(expected, queryParam(url.search, 'secret')) || secretMatches(expected, Array.isArray(header) ? header[0] : header);
   };
 
   return {
-    'POST /webhooks/mocean/dlr': async (req, res, body) => {
-      const url = new URL(req.url ?? '/', 'http://localhost');
+    'POST /webhooks/mocean/dlr': async (req, res, body, url) => {
       if (!authorized(req, url)) return reply(res, 401, 'missing or wrong webhook secret');
       const form = formOf(url, body);
-      const report = parseDeliveryReport(form, callbackMessageId(url.searchParams, form.get('mocean-to')), ctx.clock.now());
+      const query = { get: (name: string) => queryParam(url.search, name) };
+      const report = parseDeliveryReport(form, callbackMessageId(query, form.get('mocean-to')), ctx.clock.now());
       if (typeof report === 'string') return reply(res, 400, report);
       let outcome;
       try {
@@ -71,8 +72,7 @@ export function webhookRoutes(
       reply(res, 200, 'OK');
     },
 
-    'POST /webhooks/mocean/inbound': async (req, res, body) => {
-      const url = new URL(req.url ?? '/', 'http://localhost');
+    'POST /webhooks/mocean/inbound': async (req, res, body, url) => {
       if (!authorized(req, url)) return reply(res, 401, 'missing or wrong webhook secret');
       const sms = readInbound(formOf(url, body));
       // 400: malformed (a field missing, a sender that is not a phone number, empty text); 413: text over 1,600 characters.

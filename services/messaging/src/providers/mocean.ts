@@ -15,30 +15,54 @@ export interface MoceanOptions {
 /** Mocean statuses that mean "try again later"; every other non-zero status is final. */
 const TRANSIENT_STATUSES = new Set([32, 45]);
 
+interface MoceanEntry {
+  status?: number | string;
+  receiver?: string;
+  msgid?: string;
+  err_msg?: string;
+}
+
 interface MoceanResponse {
   status?: number | string;
   err_msg?: string;
-  messages?: Array<{ status?: number | string; receiver?: string; msgid?: string; err_msg?: string }>;
+  messages?: MoceanEntry[];
 }
 
 /**
  * The reply's entry for one receiver: found by number, or by position when Mocean leaves the
  * receiver out; undefined when the reply has none for it.
  */
-function entryFor(body: MoceanResponse | undefined, receiver: string | undefined, index: number) {
+function entryFor(body: MoceanResponse | undefined, receiver: string | undefined, index: number, byReceiver?: Map<string, MoceanEntry>) {
   const entries = body?.messages;
   if (!entries?.length) return undefined;
   if (receiver === undefined) return entries[0];
-  const found = entries.find((e) => e.receiver !== undefined && String(e.receiver).replace(/^\+/, '') === receiver);
+  const found = (byReceiver ?? entriesByReceiver(entries)).get(receiver);
   return found ?? (entries[index] && entries[index].receiver === undefined ? entries[index] : undefined);
+}
+
+/** A reply's entries by receiver (digits, without +); the first wins. */
+function entriesByReceiver(entries: MoceanEntry[]): Map<string, MoceanEntry> {
+  const map = new Map<string, MoceanEntry>();
+  for (const e of entries) {
+    if (e.receiver === undefined) continue;
+    const digits = String(e.receiver).replace(/^\+/, '');
+    if (!map.has(digits)) map.set(digits, e);
+  }
+  return map;
 }
 
 /**
  * Classifies one Mocean reply (already parsed) into our three outcomes, for one receiver (digits;
  * the first entry when not given) at its position in the request.
  */
-export function interpretMoceanReply(httpStatus: number, body: MoceanResponse | undefined, receiver?: string, index = 0): ProviderSendResult {
-  const first = entryFor(body, receiver, index);
+export function interpretMoceanReply(
+  httpStatus: number,
+  body: MoceanResponse | undefined,
+  receiver?: string,
+  index = 0,
+  byReceiver?: Map<string, MoceanEntry>,
+): ProviderSendResult {
+  const first = entryFor(body, receiver, index, byReceiver);
   const status = first?.status ?? body?.status;
   const errMsg = first?.err_msg ?? body?.err_msg ?? '';
   const code = status === undefined ? undefined : Number(status);
@@ -135,8 +159,9 @@ export class MoceanProvider implements SmsProvider {
       } catch {
         parsed = undefined;
       }
+      const byReceiver = valid.length > 1 && parsed?.messages ? entriesByReceiver(parsed.messages) : undefined;
       valid.forEach((v, k) => {
-        results[v.i] = interpretMoceanReply(res.statusCode, parsed, valid.length === 1 ? undefined : v.digits, k);
+        results[v.i] = interpretMoceanReply(res.statusCode, parsed, valid.length === 1 ? undefined : v.digits, k, byReceiver);
       });
     } catch (err) {
       const e = err as { code?: string; message?: string };
