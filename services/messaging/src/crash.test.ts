@@ -16,6 +16,36 @@ afterAll(async () => {
 const DISPATCHING = { DISPATCH_ENABLED: 'true' };
 const statuses = (m: { statusHistory: Array<{ status: string }> }) => m.statusHistory.map((s) => s.status);
 
+/**
+ * An instance that hands `expected` messages to the provider and then "dies": nothing it sent is
+ * recorded (the hook's promise never settles), and its dispatcher is stopped by the caller.
+ */
+async function startDyingInstance(expected: number) {
+  const accepted: string[] = [];
+  const instance = await h.startInstance(DISPATCHING, {
+    dispatcherHooks: {
+      beforeRecord: ({ messageId, result }) => {
+        if (result.ok) accepted.push(messageId);
+        return new Promise<void>(() => {});
+      },
+    },
+  });
+  await waitForRow(async () => accepted.length === expected, `the dying instance to hand over all ${expected}`);
+  return instance;
+}
+
+/** Waits until every one of the messages is DELIVERED, and returns them. */
+function allDelivered(ids: string[]) {
+  return waitForRow(
+    async () => {
+      const ms = await messages(ids);
+      return ms.every((m) => m.status === 'DELIVERED') ? ms : undefined;
+    },
+    'every message delivered',
+    20_000,
+  );
+}
+
 async function messages(ids: string[]) {
   const res = await h.gql(`query { ${ids.map((id, i) => `m${i}: message(id: "${id}") { ${MESSAGE_FIELDS} }`).join(' ')} }`);
   expect(res.errors).toBeUndefined();
@@ -34,16 +64,7 @@ describe('crash safety', () => {
     const ids: string[] = sent.data.sendMessages.map((m: { id: string }) => m.id);
 
     // Instance A hands every message to the provider, then "dies" before recording anything.
-    const acceptedByA: string[] = [];
-    const a = await h.startInstance(DISPATCHING, {
-      dispatcherHooks: {
-        beforeRecord: ({ messageId, result }) => {
-          if (result.ok) acceptedByA.push(messageId);
-          return new Promise<void>(() => {});
-        },
-      },
-    });
-    await waitForRow(async () => acceptedByA.length === 5, 'instance A to hand over all five');
+    const a = await startDyingInstance(ids.length);
     await a.instance.dispatcher.stop(0);
     const stranded = await h.main.deps.db.selectFrom('messages').select(['status', 'attempts']).where('id', 'in', ids).execute();
     expect(stranded.every((r) => r.status === 'SENDING' && r.attempts === 1)).toBe(true);
@@ -52,14 +73,7 @@ describe('crash safety', () => {
     // Instance B finds the expired leases and resends with the same textloop-ref.
     const b = await h.startInstance(DISPATCHING);
     try {
-      const done = await waitForRow(
-        async () => {
-          const ms = await messages(ids);
-          return ms.every((m) => m.status === 'DELIVERED') ? ms : undefined;
-        },
-        'every message delivered',
-        20_000,
-      );
+      const done = await allDelivered(ids);
       const stats = await h.simJson('GET', '/api/stats');
       expect(stats.accepted).toBe(5);
       // At least one resend each; on a slow machine a resend can itself outlive its lease and be
@@ -93,30 +107,14 @@ describe('crash safety', () => {
     });
     expect(sent.errors).toBeUndefined();
     const ids: string[] = sent.data.sendMessages.map((m: { id: string }) => m.id);
-    const acceptedByA: string[] = [];
-    const a = await h.startInstance(DISPATCHING, {
-      dispatcherHooks: {
-        beforeRecord: ({ messageId, result }) => {
-          if (result.ok) acceptedByA.push(messageId);
-          return new Promise<void>(() => {});
-        },
-      },
-    });
-    await waitForRow(async () => acceptedByA.length === 5, 'instance A to hand over all five');
+    const a = await startDyingInstance(ids.length);
     expect(a.instance.dispatcher.stats.requests).toBe(1);
     await a.instance.dispatcher.stop(0);
 
     // B groups differently (at most two per request), so only per-receiver references can match.
     const b = await h.startInstance({ ...DISPATCHING, PROVIDER_MAX_RECIPIENTS: '2' });
     try {
-      const done = await waitForRow(
-        async () => {
-          const ms = await messages(ids);
-          return ms.every((m) => m.status === 'DELIVERED') ? ms : undefined;
-        },
-        'every message delivered',
-        20_000,
-      );
+      const done = await allDelivered(ids);
       expect(b.instance.dispatcher.stats.requests).toBeGreaterThanOrEqual(3);
       const stats = await h.simJson('GET', '/api/stats');
       expect(stats.accepted - before.accepted).toBe(5);
