@@ -267,8 +267,11 @@ async function applyByMessageId(ctx: MessagingContext, reports: DeliveryReport[]
              error_message = case when p.adv then p.em else m.error_message end
         from p
        where m.id = p.id and (p.adv or p.no_pmid)
+      -- p's columns come back with each row, so the events below need no join of p and u (the
+      -- planner, expecting one row from p, joined them in a nested loop: batch size squared).
       returning m.id, m.contact_id, m.to_number, m.from_number, m.category, m.status, m.segments, m.price_amount, m.price_currency,
-                m.provider, m.provider_message_id, m.error_code, m.correlation, m.requester
+                m.provider, m.provider_message_id, m.error_code, m.correlation, m.requester,
+                p.se, p.sn, p.fe, p.fn, p.adv, p.implied, p.old_ec
     ), h as (
       insert into message_status_history (message_id, status, at, detail)
       select id, status, at, detail from (
@@ -277,13 +280,13 @@ async function applyByMessageId(ctx: MessagingContext, reports: DeliveryReport[]
         select p.i, 1, p.id, p.status, p.at, case when p.status = 'DELIVERED' then null else p.em end from p where p.adv
       ) x order by i, k
     ), ev as (
-      select p.se as eid, p.sn as nid, 'SENT' as status, p.old_ec as ec, u.id, u.contact_id, u.to_number, u.from_number, u.category, u.segments,
+      select u.se as eid, u.sn as nid, 'SENT' as status, u.old_ec as ec, u.id, u.contact_id, u.to_number, u.from_number, u.category, u.segments,
              u.price_amount, u.price_currency, u.provider, u.provider_message_id, u.correlation, u.requester
-        from p join u on u.id = p.id where p.implied
+        from u where u.implied
       union all
-      select p.fe, p.fn, u.status, u.error_code, u.id, u.contact_id, u.to_number, u.from_number, u.category, u.segments,
+      select u.fe, u.fn, u.status, u.error_code, u.id, u.contact_id, u.to_number, u.from_number, u.category, u.segments,
              u.price_amount, u.price_currency, u.provider, u.provider_message_id, u.correlation, u.requester
-        from p join u on u.id = p.id where p.adv
+        from u where u.adv
     ), d as (
       select ev.eid as id, ev.nid as copy_id, ev.requester, lower(ev.status) as status, ${statusEventDataSql('ev', 'ec')} as data from ev
     ), o as (${insertStatusEventsSql('d', time)})

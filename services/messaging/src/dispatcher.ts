@@ -335,15 +335,17 @@ export class Dispatcher {
                updated_at = p.at
           from p
          where m.id = p.id
+        -- p's columns come back with each row: the event below needs no join of p and u, which the
+        -- planner may run as a nested loop (batch size squared) when it misjudges p's size.
         returning m.id, m.contact_id, m.to_number, m.from_number, m.category, m.status, m.segments, m.price_amount, m.price_currency,
-                  m.provider, m.provider_message_id, m.error_code, m.correlation, m.requester
+                  m.provider, m.provider_message_id, m.error_code, m.correlation, m.requester, p.e, p.n, p.adv
       ), h as (
         insert into message_status_history (message_id, status, at, detail)
         select p.id, 'SENT', p.at, 'accepted by ' || ${provider}::text || ' as ' || p.pmid from p where p.first order by p.id
       ), d as (
-        select p.e as id, p.n as copy_id, u.requester, 'sent' as status, ${statusEventDataSql('u')} as data
-          from p join u on u.id = p.id
-         where p.adv
+        select u.e as id, u.n as copy_id, u.requester, 'sent' as status, ${statusEventDataSql('u')} as data
+          from u
+         where u.adv
       ), o as (${insertStatusEventsSql('d', time)})
       select count(*)::int as n from p where p.first`.execute(this.ctx.db);
     return result.rows[0]?.n ?? 0;
