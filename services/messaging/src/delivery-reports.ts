@@ -238,8 +238,6 @@ async function applyByMessageId(ctx: MessagingContext, reports: DeliveryReport[]
     };
   });
   const time = ctx.clock.now().toISOString();
-  // The ids again as an array, so the rows are found by primary key whatever the table's size.
-  const ids = rows.map((r) => r.id);
   const result = await sql<{ i: number; o: string }>`
     with r as (
       select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
@@ -247,7 +245,7 @@ async function applyByMessageId(ctx: MessagingContext, reports: DeliveryReport[]
     ), cur as (
       select m.id, m.status, m.direction, m.provider_message_id, m.error_code
         from messages m
-       where m.id = any(${ids}::text[])
+       where m.id in (select id from r)
        order by m.id
          for update
     ), p as (
@@ -268,7 +266,7 @@ async function applyByMessageId(ctx: MessagingContext, reports: DeliveryReport[]
              error_code = case when p.adv then p.ec else m.error_code end,
              error_message = case when p.adv then p.em else m.error_message end
         from p
-       where m.id = p.id and m.id = any(${ids}::text[]) and (p.adv or p.no_pmid)
+       where m.id = p.id and (p.adv or p.no_pmid)
       -- p's columns come back with each row, so the events below need no join of p and u (the
       -- planner, expecting one row from p, joined them in a nested loop: batch size squared).
       returning m.id, m.contact_id, m.to_number, m.from_number, m.category, m.status, m.segments, m.price_amount, m.price_currency,

@@ -312,16 +312,13 @@ export class Dispatcher {
     }));
     const provider = this.provider.name;
     const time = this.ctx.clock.now().toISOString();
-    // The ids again as an array: with it the planner finds the rows by primary key whatever the
-    // table's size (from the recordset alone it guessed 100 rows and scanned small tables whole).
-    const ids = rows.map((r) => r.id);
     const result = await sql<{ n: number }>`
       with r as (
         select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(id text, pmid text, at timestamptz, e uuid, n uuid)
       ), cur as (
         select m.id, m.status in ('SCHEDULED', 'QUEUED', 'SENDING') as adv, m.sent_at is null as first
           from messages m
-         where m.id = any(${ids}::text[])
+         where m.id in (select id from r)
          order by m.id
            for update
       ), p as (
@@ -337,7 +334,7 @@ export class Dispatcher {
                error_message = case when p.adv then null else m.error_message end,
                updated_at = p.at
           from p
-         where m.id = p.id and m.id = any(${ids}::text[])
+         where m.id = p.id
         -- p's columns come back with each row: the event below needs no join of p and u, which the
         -- planner may run as a nested loop (batch size squared) when it misjudges p's size.
         returning m.id, m.contact_id, m.to_number, m.from_number, m.category, m.status, m.segments, m.price_amount, m.price_currency,
