@@ -237,9 +237,13 @@ export class Dispatcher {
       try {
         const first = rows[0]!;
         const recipients = rows.map((row) => ({ messageId: row.id, to: row.to_number }));
-        const common = { from: first.from_number, text: first.body, encoding: first.encoding, dlrUrl: dlrUrlFor(this.ctx, recipients) };
-        const results =
-          rows.length === 1 ? [await this.provider.send({ ...common, ...recipients[0]! })] : await this.provider.sendGroup({ ...common, recipients });
+        const results = await this.provider.sendGroup({
+          from: first.from_number,
+          text: first.body,
+          encoding: first.encoding,
+          dlrUrl: dlrUrlFor(this.ctx, recipients),
+          recipients,
+        });
         this.unrecorded += rows.length;
         callDone();
         await Promise.all(rows.map((row, i) => this.recordOne(row, results[i]!)));
